@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// Fails when an import breaks the package dependency direction (docs/architecture.md), when a
+// library does what only apps may do, or when the workspace package graph has a cycle.
+import fs from "node:fs";
+import path from "node:path";
+
+const root = path.resolve(import.meta.dirname, "..");
+const SCOPE = "@dispatch-cloud/";
+
+// Which workspace packages each library's source may import. Apps may import any library.
+const allowed = {
+  config: [],
+  "cloud-driver-api": [],
+  "ssh-executor": [],
+  "arvados-client": [],
+  "container-api": [],
+  "driver-stub": ["cloud-driver-api"],
+  "driver-loopback": ["cloud-driver-api"],
+  "driver-ec2": ["cloud-driver-api"],
+  "driver-azure": ["cloud-driver-api"],
+  "worker-pool": ["cloud-driver-api"],
+  "container-queue": ["arvados-client", "config"],
+  scheduler: [],
+  "http-api": [],
+};
+
+// Third-party SDKs stay in the packages that own them.
+const sdkOwners = [
+  { prefix: "@aws-sdk/", owners: ["driver-ec2"] },
+  { prefix: "@azure/", owners: ["driver-azure"] },
+  { prefix: "ssh2", owners: ["ssh-executor", "driver-stub", "driver-loopback"] },
+  { prefix: "express", owners: ["http-api", "container-api"] },
+  { prefix: "better-sqlite3", owners: ["container-api"] },
+];
+
+// Libraries take values from their callers; only apps touch the process.
+const processRules = [
+  { re: /\bprocess\.env\b/, what: "reads process.env" },
+  { re: /\bprocess\.exit\s*\(/, what: "calls process.exit" },
+  { re: /\bprocess\.on\s*\(\s*["']SIG/, what: "installs a signal handler" },
+  { re: /\bconsole\.(log|error|warn|info|debug)\s*\(/, what: "writes to the console" },
+];
+
+const importRe =
+  /(?:^|[\s;])(?:import|export)\s[^"'`]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|^import\s*["']([^"']+)["']/gm;
+
+function listFiles(dir) {
+  if (!fs.existsSync(dir)) return [];
+  const out = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === "node_modules" || entry.name === "dist") continue;
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...listFiles(p));
+    else if (/\.(ts|mts|js|mjs)$/.test(entry.name) && !entry.name.endsWith(".d.ts")) out.push(p);
+  }
+  return out;
+}
+
+const problems = [];
+const graph = new Map();
+
+function workspaceDirs(kind) {
+  const base = path.join(root, kind);
+  if (!fs.existsSync(base)) return [];
+  return fs
+    .readdirSync(base)
+    .filter((n) => fs.existsSync(path.join(base, n, "package.json")))
+    .map((n) => ({ kind, name: n, dir: path.join(base, n) }));
+}
+
+for (const { kind, name, dir } of [...workspaceDirs("packages"), ...workspaceDirs("apps")]) {
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
+  const declared = new Set([
+    ...Object.keys(pkg.dependencies ?? {}),
+    ...Object.keys(pkg.devDependencies ?? {}),
+  ]);
+  graph.set(
+    name,
+    Object.keys(pkg.dependencies ?? {})
+      .filter((d) => d.startsWith(SCOPE))
+      .map((d) => d.slice(SCOPE.length)),
+  );
+  if (kind === "packages" && !(name in allowed)) {
+    problems.push(`packages/${name}: not listed in scripts/check-deps.mjs; add its allowed imports`);
+  }
+  for (const file of listFiles(path.join(dir, "src"))) {
+    const rel = path.relative(root, file);
+    const isTest = /\.test\.ts$/.test(file) || file.includes(`${path.sep}testing${path.sep}`);
+    const text = fs.readFileSync(file, "utf8");
+    for (const m of text.matchAll(importRe)) {
+      const spec = m[1] ?? m[2] ?? m[3];
+      if (!spec || spec.startsWith(".") || spec.startsWith("node:")) continue;
+      const bare = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0];
+      if (spec.startsWith(SCOPE)) {
+        const target = bare.slice(SCOPE.length);
+        if (!declared.has(bare) && target !== name) {
+          problems.push(`${rel}: imports ${spec} but package.json does not declare ${bare}`);
+        }
+        if (kind === "packages" && !isTest && target !== name && !allowed[name]?.includes(target)) {
+          problems.push(`${rel}: ${name} may not import ${spec} (allowed: ${(allowed[name] ?? []).join(", ") || "none"})`);
+        }
+        continue;
+      }
+      for (const { prefix, owners } of sdkOwners) {
+        if ((bare === prefix || bare.startsWith(prefix)) && kind === "packages" && !owners.includes(name) && !isTest) {
+          problems.push(`${rel}: ${spec} belongs in ${owners.join(" or ")}, not ${name}`);
+        }
+      }
+    }
+    if (kind === "packages" && !isTest) {
+      for (const { re, what } of processRules) {
+        if (re.test(text)) problems.push(`${rel}: a library ${what}; only apps may`);
+      }
+    }
+  }
+}
+
+// Cycle check over declared workspace dependencies.
+const state = new Map();
+function visit(node, stack) {
+  if (state.get(node) === "done") return;
+  if (state.get(node) === "active") {
+    problems.push(`dependency cycle: ${[...stack.slice(stack.indexOf(node)), node].join(" -> ")}`);
+    return;
+  }
+  state.set(node, "active");
+  for (const dep of graph.get(node) ?? []) visit(dep, [...stack, node]);
+  state.set(node, "done");
+}
+for (const node of graph.keys()) visit(node, []);
+
+if (problems.length > 0) {
+  for (const p of problems) console.error(p);
+  console.error(`check-deps: ${problems.length} problem(s)`);
+  process.exit(1);
+}
+console.log(`check-deps: ${graph.size} workspace packages, imports follow the dependency direction, no cycles`);
