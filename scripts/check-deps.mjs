@@ -81,7 +81,9 @@ for (const { kind, name, dir } of [...workspaceDirs("packages"), ...workspaceDir
       .map((d) => d.slice(SCOPE.length)),
   );
   if (kind === "packages" && !(name in allowed)) {
-    problems.push(`packages/${name}: not listed in scripts/check-deps.mjs; add its allowed imports`);
+    problems.push(
+      `packages/${name}: not listed in scripts/check-deps.mjs; add its allowed imports`,
+    );
   }
   for (const file of listFiles(path.join(dir, "src"))) {
     const rel = path.relative(root, file);
@@ -90,19 +92,28 @@ for (const { kind, name, dir } of [...workspaceDirs("packages"), ...workspaceDir
     for (const m of text.matchAll(importRe)) {
       const spec = m[1] ?? m[2] ?? m[3];
       if (!spec || spec.startsWith(".") || spec.startsWith("node:")) continue;
-      const bare = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0];
+      const bare = spec.startsWith("@")
+        ? spec.split("/").slice(0, 2).join("/")
+        : spec.split("/")[0];
       if (spec.startsWith(SCOPE)) {
         const target = bare.slice(SCOPE.length);
         if (!declared.has(bare) && target !== name) {
           problems.push(`${rel}: imports ${spec} but package.json does not declare ${bare}`);
         }
         if (kind === "packages" && !isTest && target !== name && !allowed[name]?.includes(target)) {
-          problems.push(`${rel}: ${name} may not import ${spec} (allowed: ${(allowed[name] ?? []).join(", ") || "none"})`);
+          problems.push(
+            `${rel}: ${name} may not import ${spec} (allowed: ${(allowed[name] ?? []).join(", ") || "none"})`,
+          );
         }
         continue;
       }
       for (const { prefix, owners } of sdkOwners) {
-        if ((bare === prefix || bare.startsWith(prefix)) && kind === "packages" && !owners.includes(name) && !isTest) {
+        if (
+          (bare === prefix || bare.startsWith(prefix)) &&
+          kind === "packages" &&
+          !owners.includes(name) &&
+          !isTest
+        ) {
           problems.push(`${rel}: ${spec} belongs in ${owners.join(" or ")}, not ${name}`);
         }
       }
@@ -134,4 +145,6 @@ if (problems.length > 0) {
   console.error(`check-deps: ${problems.length} problem(s)`);
   process.exit(1);
 }
-console.log(`check-deps: ${graph.size} workspace packages, imports follow the dependency direction, no cycles`);
+console.log(
+  `check-deps: ${graph.size} workspace packages, imports follow the dependency direction, no cycles`,
+);
