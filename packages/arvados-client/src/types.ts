@@ -1,0 +1,275 @@
+// Wire types of the Arvados records the dispatcher and crunch-run touch. Field names are the
+// API's own (snake_case), so records round-trip through JSON untouched.
+
+declare const brand: unique symbol;
+/** `<cluster>-dz642-<15 chars>`. */
+export type ContainerUuid = string & { readonly [brand]: "ContainerUuid" };
+/** `<cluster>-xvhdp-<15 chars>`. */
+export type ContainerRequestUuid = string & { readonly [brand]: "ContainerRequestUuid" };
+
+/** Brands a string as a container UUID (no validation: the server is the authority). */
+export const containerUuid = (s: string): ContainerUuid => s as ContainerUuid;
+export const containerRequestUuid = (s: string): ContainerRequestUuid => s as ContainerRequestUuid;
+
+export type ContainerState = "Queued" | "Locked" | "Running" | "Complete" | "Cancelled";
+export const CONTAINER_STATES: readonly ContainerState[] = [
+  "Queued",
+  "Locked",
+  "Running",
+  "Complete",
+  "Cancelled",
+];
+
+export interface GpuRuntimeConstraints {
+  /** "" (no GPU), "cuda" or "rocm". */
+  stack: string;
+  driver_version: string;
+  hardware_target: string[];
+  device_count: number;
+  /** Bytes of VRAM needed per device. */
+  vram: number;
+}
+
+/** Deprecated form the API server still accepts on input; mapped to `gpu` with stack "cuda". */
+export interface CudaRuntimeConstraints {
+  driver_version: string;
+  hardware_capability: string;
+  device_count: number;
+}
+
+export interface RuntimeConstraints {
+  ram: number;
+  vcpus: number;
+  keep_cache_ram: number;
+  keep_cache_disk: number;
+  API: boolean;
+  gpu: GpuRuntimeConstraints;
+  cuda?: CudaRuntimeConstraints;
+}
+
+export interface SchedulingParameters {
+  preemptible: boolean;
+  partitions: string[];
+  /** Seconds; 0 = no limit. */
+  max_run_time: number;
+  supervisor: boolean;
+}
+
+/** One entry of a container's `mounts` map. Only `kind` is always present. */
+export interface Mount {
+  kind: string;
+  capacity?: number;
+  writable?: boolean;
+  portable_data_hash?: string;
+  uuid?: string;
+  path?: string;
+  content?: unknown;
+  exclude_from_output?: boolean;
+  device_type?: string;
+  repository_name?: string;
+  commit?: string;
+  git_url?: string;
+  [extra: string]: unknown;
+}
+
+/** `runtime_status` keys whose values the server requires to be strings. */
+export interface RuntimeStatus {
+  error?: string;
+  errorDetail?: string;
+  warning?: string;
+  warningDetail?: string;
+  activity?: string;
+  preemptionNotice?: string;
+  [extra: string]: unknown;
+}
+
+/** A full container record. List/get with `select` returns a `Pick` of it. */
+export interface Container {
+  kind?: string;
+  etag?: string;
+  uuid: ContainerUuid;
+  owner_uuid: string;
+  created_at: string;
+  modified_at: string;
+  modified_by_user_uuid?: string | null;
+  state: ContainerState;
+  /** Huge int64 (request priority × 2^50 − created ms); 0 = nobody wants it. */
+  priority: number;
+  locked_by_uuid: string | null;
+  lock_count: number;
+  auth_uuid: string | null;
+  runtime_token?: string | null;
+  runtime_user_uuid: string;
+  runtime_auth_scopes: string[];
+  runtime_constraints: RuntimeConstraints;
+  scheduling_parameters: SchedulingParameters;
+  runtime_status: RuntimeStatus;
+  container_image: string;
+  mounts: Record<string, Mount> | null;
+  secret_mounts?: Record<string, Mount>;
+  output_path: string;
+  output_glob: string[];
+  output_storage_classes: string[];
+  output_properties: Record<string, unknown>;
+  command: string[];
+  cwd: string;
+  environment: Record<string, string>;
+  exit_code: number | null;
+  started_at: string | null;
+  finished_at: string | null;
+  log: string | null;
+  output: string | null;
+  progress: number | null;
+  cost: number;
+  subrequests_cost: number;
+  gateway_address: string | null;
+  interactive_session_started: boolean;
+}
+export type ContainerField = keyof Container;
+
+/** What an update may carry; the server decides what is allowed in which state (§5.4). */
+export type ContainerUpdate = Partial<
+  Pick<
+    Container,
+    | "state"
+    | "priority"
+    | "runtime_status"
+    | "log"
+    | "lock_count"
+    | "output"
+    | "output_properties"
+    | "exit_code"
+    | "progress"
+    | "cost"
+    | "subrequests_cost"
+    | "gateway_address"
+    | "interactive_session_started"
+    | "started_at"
+    | "finished_at"
+  >
+>;
+
+/** What lock and unlock return (plus kind/etag). */
+export type LockResponse = Pick<
+  Container,
+  "uuid" | "state" | "priority" | "auth_uuid" | "locked_by_uuid"
+>;
+
+export type ContainerRequestState = "Uncommitted" | "Committed" | "Final";
+
+export interface ContainerRequest {
+  kind?: string;
+  etag?: string;
+  uuid: ContainerRequestUuid;
+  owner_uuid: string;
+  created_at: string;
+  modified_at: string;
+  name: string | null;
+  description: string | null;
+  properties: Record<string, unknown>;
+  state: ContainerRequestState;
+  /** 0–1000; 0 = not wanted (cancels an unfinished container). */
+  priority: number;
+  container_uuid: ContainerUuid | null;
+  container_count: number;
+  container_image: string;
+  command: string[];
+  cwd: string;
+  environment: Record<string, string>;
+  mounts: Record<string, Mount>;
+  output_path: string;
+  output_name: string | null;
+  output_uuid: string | null;
+  log_uuid: string | null;
+  runtime_constraints: RuntimeConstraints;
+  scheduling_parameters: SchedulingParameters;
+  use_existing: boolean;
+  requesting_container_uuid: string | null;
+  expires_at: string | null;
+  filters: string | null;
+}
+
+/** Attributes accepted by container_requests create; unset ones get the server's defaults. */
+export type ContainerRequestCreate = Partial<
+  Omit<
+    ContainerRequest,
+    | "uuid"
+    | "kind"
+    | "etag"
+    | "created_at"
+    | "modified_at"
+    | "container_uuid"
+    | "container_count"
+    | "runtime_constraints"
+    | "scheduling_parameters"
+  >
+> & {
+  runtime_constraints?: Partial<Omit<RuntimeConstraints, "gpu" | "cuda">> & {
+    gpu?: Partial<GpuRuntimeConstraints>;
+    cuda?: Partial<CudaRuntimeConstraints>;
+  };
+  scheduling_parameters?: Partial<SchedulingParameters>;
+};
+
+/** Attributes a container request update may carry (e.g. `priority: 0` to cancel). */
+export type ContainerRequestUpdate = Partial<
+  Pick<ContainerRequest, "priority" | "state" | "name" | "description" | "properties">
+>;
+
+/** A log record; crunch-run writes its stdout/stderr/crunch-run lines as `properties.text`. */
+export interface Log {
+  kind?: string;
+  etag?: string;
+  uuid: string;
+  owner_uuid: string;
+  object_uuid: string | null;
+  event_type: string;
+  event_at: string | null;
+  summary: string | null;
+  properties: { text?: string; [extra: string]: unknown };
+  created_at: string;
+  modified_at: string;
+}
+
+export type LogCreate = Partial<
+  Pick<Log, "object_uuid" | "event_type" | "event_at" | "summary" | "properties">
+> &
+  Pick<Log, "event_type">;
+
+export interface ApiClientAuthorization {
+  kind?: string;
+  etag?: string;
+  uuid: string;
+  owner_uuid: string;
+  api_token?: string;
+  scopes: string[];
+  expires_at: string | null;
+  created_at: string;
+}
+
+export type FilterOperator =
+  "=" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not in" | "like" | "ilike" | "is_a" | "exists";
+
+/** One Arvados filter: `[attribute, operator, operand]`. */
+export type Filter = readonly [attribute: string, operator: FilterOperator, operand: unknown];
+
+export interface ListParams<K extends string> {
+  filters?: readonly Filter[];
+  /** Fields to return; the result items carry only these. */
+  select?: readonly K[];
+  /** e.g. `"uuid"`, `"priority desc"` or `["priority desc", "created_at"]`. */
+  order?: string | readonly string[];
+  limit?: number;
+  offset?: number;
+  /** `"none"` skips counting (`items_available` absent). */
+  count?: "none" | "exact";
+}
+
+export interface ListResult<T> {
+  kind?: string;
+  items: T[];
+  /** Absent with `count: "none"`. */
+  items_available?: number;
+  offset?: number;
+  limit?: number;
+}
