@@ -1,0 +1,137 @@
+import fs from "node:fs";
+import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import { UsageError, parseArgs, usage, type RunnerArgs } from "./args.js";
+import { detach } from "./detach.js";
+import { isEngine } from "./engine.js";
+import { killContainer } from "./kill.js";
+import { listContainers } from "./list.js";
+import { runContainer, type RunnerApi } from "./run.js";
+
+export const VERSION = "dispatch-cloud crunch-run 0.1.0";
+
+/** The JSON the dispatcher sends on stdin with `--stdin-config`. */
+interface StdinConfig {
+  Env?: Record<string, string>;
+  KeepBuffers?: number;
+  EC2SpotCheck?: boolean;
+  Cluster?: unknown;
+}
+
+function readStdin(): Buffer {
+  try {
+    return fs.readFileSync(0);
+  } catch (err) {
+    // No stdin at all (closed or a terminal that went away) reads as empty.
+    if (["EAGAIN", "EOF", "ENXIO"].includes((err as NodeJS.ErrnoException).code ?? "")) {
+      return Buffer.alloc(0);
+    }
+    throw err;
+  }
+}
+
+function clientApi(env: Record<string, string | undefined>): RunnerApi {
+  const apiHost = env["ARVADOS_API_HOST"];
+  const token = env["ARVADOS_API_TOKEN"];
+  if (!apiHost || !token) {
+    throw new Error("ARVADOS_API_HOST and ARVADOS_API_TOKEN must be given (with --stdin-config)");
+  }
+  const insecure = ["1", "true", "yes"].includes((env["ARVADOS_API_HOST_INSECURE"] ?? "").toLowerCase());
+  const client = new ArvadosClient({ apiHost, token, insecure });
+  return {
+    getContainer: async (uuid) => {
+      const c = await client.containers.get(uuid);
+      return {
+        uuid: c.uuid,
+        state: c.state,
+        command: c.command,
+        cwd: c.cwd,
+        environment: c.environment,
+        container_image: c.container_image,
+      };
+    },
+    updateContainer: async (uuid, attrs) => {
+      await client.containers.update(uuid, attrs, { select: ["uuid"] });
+    },
+    writeLog: async (uuid, eventType, text) => {
+      await client.logs.create({ object_uuid: uuid, event_type: eventType, properties: { text } });
+    },
+  };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let args: RunnerArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`crunch-run: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (args.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  // Where lock files live; tests and unprivileged set-ups point it elsewhere.
+  const lockDir = process.env["CRUNCH_RUN_LOCK_DIR"] || "/var/lock";
+
+  if (args.list) {
+    const prices = args.stdinPrices ? readStdin() : null;
+    for (const line of listContainers(lockDir, prices)) process.stdout.write(`${line}\n`);
+    return 0;
+  }
+  const uuid = args.containerUuid!;
+  if (args.kill !== null) {
+    const result = await killContainer(lockDir, uuid, args.kill);
+    if (result.message !== null) process.stderr.write(`${result.message}\n`);
+    return result.exitCode;
+  }
+  if (!isEngine(args.runtimeEngine)) {
+    process.stderr.write(`crunch-run: unsupported RuntimeEngine "${args.runtimeEngine}"\n`);
+    return 1;
+  }
+  if (args.detach && !args.noDetach) {
+    const stdin = args.stdinConfig ? readStdin() : Buffer.alloc(0);
+    const procinfo = await detach({ dir: lockDir, uuid, argv, stdin });
+    process.stdout.write(`${JSON.stringify(procinfo)}\n`);
+    return 0;
+  }
+
+  let config: StdinConfig = {};
+  if (args.stdinConfig) {
+    const text = readStdin().toString("utf8");
+    try {
+      config = JSON.parse(text) as StdinConfig;
+    } catch {
+      process.stderr.write("crunch-run: --stdin-config: stdin is not a JSON object\n");
+      return 1;
+    }
+  }
+  // The dispatcher's settings become this process's environment, as crunch-run does it.
+  for (const [k, v] of Object.entries(config.Env ?? {})) process.env[k] = v;
+  const log = (message: string) =>
+    process.stderr.write(`${new Date().toISOString()} ${uuid} ${message}\n`);
+  return runContainer({
+    uuid,
+    engine: args.runtimeEngine,
+    lockDir,
+    brokenNodeHook: args.brokenNodeHook,
+    api: clientApi(process.env),
+    log,
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`crunch-run: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

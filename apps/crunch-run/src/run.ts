@@ -1,0 +1,176 @@
+import fs from "node:fs";
+import readline from "node:readline";
+import { BROKEN_MARKER, lockPath, readProcInfo, writeProcInfo } from "./locks.js";
+import {
+  EngineError,
+  checkEngine,
+  startContainer,
+  type ContainerSpec,
+  type EngineName,
+} from "./engine.js";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+
+/** The calls the runner makes to the Arvados API. */
+export interface RunnerApi {
+  getContainer(uuid: string): Promise<ContainerSpec & { readonly state: string }>;
+  updateContainer(uuid: string, attrs: Record<string, unknown>): Promise<void>;
+  /** Append log lines of one stream (`stdout`, `stderr`, `crunch-run`) to the container's log. */
+  writeLog(uuid: string, eventType: string, text: string): Promise<void>;
+}
+
+export interface RunOptions {
+  readonly uuid: string;
+  readonly engine: EngineName;
+  readonly lockDir: string;
+  readonly brokenNodeHook: string;
+  readonly api: RunnerApi;
+  /** Where the runner's own progress goes (the detached runner's log file). */
+  readonly log: (message: string) => void;
+}
+
+const FLUSH_INTERVAL_MS = 1000;
+
+/** Buffers log lines per stream and sends them in batches, so a chatty container costs few calls. */
+class LogWriter {
+  private readonly pending = new Map<string, string[]>();
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly api: RunnerApi,
+    private readonly uuid: string,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  line(eventType: string, text: string): void {
+    const lines = this.pending.get(eventType) ?? [];
+    lines.push(text);
+    this.pending.set(eventType, lines);
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, FLUSH_INTERVAL_MS);
+  }
+
+  flush(): Promise<void> {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const batches = [...this.pending.entries()];
+    this.pending.clear();
+    this.flushing = this.flushing.then(async () => {
+      for (const [eventType, lines] of batches) {
+        try {
+          await this.api.writeLog(this.uuid, eventType, `${lines.join("\n")}\n`);
+        } catch (err) {
+          this.onError(err);
+        }
+      }
+    });
+    return this.flushing;
+  }
+}
+
+function markBroken(options: RunOptions, reason: string): void {
+  if (options.brokenNodeHook !== "") {
+    spawnSync(options.brokenNodeHook, [reason], { stdio: "ignore" });
+    return;
+  }
+  fs.mkdirSync(options.lockDir, { recursive: true });
+  fs.writeFileSync(path.join(options.lockDir, BROKEN_MARKER), `${reason}\n`);
+}
+
+/**
+ * Run one container to the end: mark it Running, start the command, stream its output into the
+ * container's log, and record how it ended: Complete with the exit code, or Cancelled when the
+ * dispatcher killed it. Returns the runner's own exit status.
+ */
+export async function runContainer(options: RunOptions): Promise<number> {
+  const { api, uuid, log } = options;
+  const logs = new LogWriter(api, uuid, (err) => log(`error writing log: ${String(err)}`));
+  const say = (message: string) => {
+    log(message);
+    logs.line("crunch-run", `${new Date().toISOString()} ${message}`);
+  };
+
+  const container = await api.getContainer(uuid);
+  if (container.state !== "Locked") {
+    log(`container ${uuid} is ${container.state}, not Locked: not running it`);
+    return 1;
+  }
+  try {
+    checkEngine(options.engine);
+  } catch (err) {
+    // The container stays Locked: the dispatcher sees no runner and gives it to another node.
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof EngineError && err.brokenNode) markBroken(options, message);
+    log(`cannot run containers on this node: ${message}`);
+    return 1;
+  }
+  await api.updateContainer(uuid, { state: "Running" });
+  let started;
+  try {
+    started = startContainer(options.engine, container);
+  } catch (err) {
+    say(`cannot start container: ${err instanceof Error ? err.message : String(err)}`);
+    await logs.flush();
+    await api.updateContainer(uuid, { state: "Cancelled" });
+    return 1;
+  }
+  const child = started.process;
+  const file = lockPath(options.lockDir, uuid);
+  if (child.pid !== undefined) {
+    writeProcInfo(file, { UUID: uuid, PID: process.pid, ChildPID: child.pid });
+  }
+
+  let cancelled = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (cancelled) return;
+    cancelled = true;
+    say(`caught signal ${signal}: stopping container`);
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM");
+    } catch {
+      // Already gone.
+    }
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  // `--list` sends SIGUSR2 to say new prices are saved; reading them is all we do with them.
+  process.on("SIGUSR2", () => undefined);
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("close", (code, signal) => resolve({ code, signal }));
+    // A command that cannot be executed (not found, not executable) ends like a shell's 127.
+    child.once("error", (err) => {
+      say(`cannot execute ${JSON.stringify(container.command[0])}: ${err.message}`);
+      resolve({ code: 127, signal: null });
+    });
+  });
+  say(`running ${JSON.stringify(container.command)} with the ${options.engine} engine`);
+  for (const [stream, eventType] of [
+    [child.stdout, "stdout"],
+    [child.stderr, "stderr"],
+  ] as const) {
+    if (stream === null) continue;
+    readline.createInterface({ input: stream }).on("line", (line) => logs.line(eventType, line));
+  }
+
+  const { code, signal } = await exited;
+  const exitCode = code ?? 128 + (signal === null ? 0 : 15);
+  started.cleanup();
+  if (cancelled) {
+    say("container stopped on request");
+    await logs.flush();
+    await api.updateContainer(uuid, { state: "Cancelled" });
+  } else {
+    say(`container exited with code ${exitCode}`);
+    await logs.flush();
+    await api.updateContainer(uuid, { exit_code: exitCode, state: "Complete" });
+  }
+  const info = readProcInfo(file);
+  if (info !== null && info.PID === process.pid) fs.rmSync(file, { force: true });
+  return 0;
+}
