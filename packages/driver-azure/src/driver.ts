@@ -1,0 +1,560 @@
+import { randomInt } from "node:crypto";
+import type { Disk, VirtualMachine } from "@azure/arm-compute";
+import type { NetworkInterface } from "@azure/arm-network";
+import type { TokenCredential } from "@azure/identity";
+import type { ContainerClient } from "@azure/storage-blob";
+import {
+  errorMessage,
+  instanceId,
+  type CreateRequest,
+  type DriverContext,
+  type DriverFactory,
+  type HostKeyVerdict,
+  type Instance,
+  type InstanceId,
+  type InstancePrice,
+  type InstanceSet,
+  type InstanceTags,
+  type InstanceType,
+  type Logger,
+  systemClock,
+  type Clock,
+} from "@dispatch-cloud/cloud-driver-api";
+import { classifyAzureError } from "./classify.js";
+import { buildBlobContainer, buildClients, buildCredential, type AzureClients } from "./clients.js";
+import { BoundedDeleter } from "./deleter.js";
+import { AzureDriverError } from "./errors.js";
+import { readParameters, type AzureParameters } from "./params.js";
+
+/** Background garbage collection period (blobs, then managed disks). */
+export const GC_INTERVAL_MS = 5 * 60_000;
+/** Concurrent deletions per resource kind (NICs, blobs, disks). */
+export const DELETERS_PER_KIND = 4;
+/** Tag the driver adds to VMs and NICs so dangling NICs can be aged. */
+export const CREATED_AT_TAG = "created-at";
+
+/** Just enough of setInterval for the GC loop, so tests can drive it. */
+export interface IntervalTimers {
+  setInterval(callback: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+/** Factory options for what must not come from config.yml (tests, embedding). */
+export interface AzureDriverOptions {
+  /** Used instead of a ClientSecretCredential built from TenantID/ClientID/ClientSecret. */
+  readonly credential?: TokenCredential;
+  /** The clock for created-at tags, resource ages and Retry-After. */
+  readonly clock?: Clock;
+  /** Timers for the 5-minute GC loop. */
+  readonly timers?: IntervalTimers;
+  /** How often to poll long-running operations; the SDK default when absent. */
+  readonly pollIntervalMs?: number;
+}
+
+const realTimers: IntervalTimers = {
+  setInterval(callback, ms) {
+    const t = setInterval(callback, ms);
+    t.unref();
+    return t;
+  },
+  clearInterval(handle) {
+    clearInterval(handle as ReturnType<typeof setInterval>);
+  },
+};
+
+/** `Containers.CloudVMs.Driver: azure`. */
+export function createAzureDriver(options: AzureDriverOptions = {}): DriverFactory {
+  return async (context: DriverContext): Promise<InstanceSet> => {
+    const params = readParameters(context.parameters, {
+      credentialInjected: options.credential !== undefined,
+    });
+    const logger = context.logger;
+    const clients = buildClients(params, buildCredential(params, options.credential));
+    const clock = options.clock ?? systemClock;
+    const now = () => new Date(clock.now());
+    let blob: ContainerClient | undefined;
+    let blobServiceUrl = "";
+    if (params.StorageAccount !== "" && params.BlobContainer !== "") {
+      try {
+        const built = await buildBlobContainer(params, clients);
+        blob = built.container;
+        blobServiceUrl = built.serviceUrl;
+      } catch (err) {
+        throw classifyAzureError(err, now());
+      }
+    } else if (params.StorageAccount !== "" || params.BlobContainer !== "") {
+      logger.error(
+        {},
+        "Invalid configuration: StorageAccount and BlobContainer must both be empty or both be set",
+      );
+    }
+    return new AzureInstanceSet({
+      params,
+      clients,
+      logger,
+      namePrefix: `compute-${context.instanceSetId}-`,
+      blob,
+      blobServiceUrl,
+      now,
+      timers: options.timers ?? realTimers,
+      pollIntervalMs: options.pollIntervalMs,
+    });
+  };
+}
+
+interface SetDeps {
+  readonly params: AzureParameters;
+  readonly clients: AzureClients;
+  readonly logger: Logger;
+  readonly namePrefix: string;
+  readonly blob: ContainerClient | undefined;
+  readonly blobServiceUrl: string;
+  readonly now: () => Date;
+  readonly timers: IntervalTimers;
+  readonly pollIntervalMs: number | undefined;
+}
+
+const NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+export class AzureInstanceSet implements InstanceSet {
+  private readonly p: AzureParameters;
+  private readonly log: Logger;
+  private readonly nicDeleter: BoundedDeleter;
+  private readonly blobDeleter: BoundedDeleter;
+  private readonly diskDeleter: BoundedDeleter;
+  private readonly gcTimer: unknown;
+  private readonly stopping = new AbortController();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private gcRunning: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly d: SetDeps) {
+    this.p = d.params;
+    this.log = d.logger;
+    const onError = (kind: string) => (key: string, err: unknown) =>
+      this.log.warn({ error: errorMessage(err), [kind]: key }, `Error deleting ${kind}`);
+    this.nicDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("NIC"));
+    this.blobDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("blob"));
+    this.diskDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("disk"));
+    this.gcTimer = d.timers.setInterval(() => {
+      if (this.gcRunning !== undefined) return;
+      this.gcRunning = this.collectGarbage(this.stopping.signal)
+        .catch((err: unknown) => this.log.warn({ error: errorMessage(err) }, "Error collecting garbage"))
+        .finally(() => {
+          this.gcRunning = undefined;
+        });
+    }, GC_INTERVAL_MS);
+  }
+
+  /** `compute-<InstanceSetID>-`: every VM, NIC, disk and blob this set owns starts with it. */
+  get namePrefix(): string {
+    return this.d.namePrefix;
+  }
+
+  create(request: CreateRequest, signal?: AbortSignal): Promise<Instance> {
+    return this.track(this.doCreate(request, signal));
+  }
+
+  instances(_filter: InstanceTags, signal?: AbortSignal): Promise<Instance[]> {
+    // The filter is ignored: the dispatcher's tag-filter decorator applies it.
+    return this.track(this.doInstances(signal));
+  }
+
+  /** Azure has no per-family quota buckets this driver knows about. */
+  instanceQuotaGroup(_type: InstanceType): string {
+    return "";
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.d.timers.clearInterval(this.gcTimer);
+    this.stopping.abort();
+    await Promise.allSettled([...this.inFlight, this.gcRunning]);
+    await Promise.all([this.nicDeleter.stop(), this.blobDeleter.stop(), this.diskDeleter.stop()]);
+  }
+
+  /**
+   * One pass of the background collector: unmanaged VHD blobs (when configured), then managed
+   * OS disks. Queues deletions and resolves once listing is done; the deleters carry on.
+   */
+  async collectGarbage(signal?: AbortSignal): Promise<void> {
+    if (this.d.blob !== undefined) await this.collectBlobs(this.d.blob, signal);
+    await this.collectDisks(signal);
+  }
+
+  /** Resolves when every queued deletion has finished (for tests and orderly shutdown). */
+  async deletionsIdle(): Promise<void> {
+    await Promise.all([this.nicDeleter.idle(), this.blobDeleter.idle(), this.diskDeleter.idle()]);
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    const forget = () => this.inFlight.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  private lro(signal?: AbortSignal): { updateIntervalInMs?: number; abortSignal?: AbortSignal } {
+    return {
+      ...(this.d.pollIntervalMs === undefined ? {} : { updateIntervalInMs: this.d.pollIntervalMs }),
+      ...(signal === undefined ? {} : { abortSignal: signal }),
+    };
+  }
+
+  private classify(err: unknown): Error {
+    return classifyAzureError(err, this.d.now());
+  }
+
+  private async doCreate(req: CreateRequest, signal?: AbortSignal): Promise<Instance> {
+    const type = req.instanceType;
+    if (type.AddedScratch > 0) {
+      throw new AzureDriverError(
+        "unsupported",
+        `cannot create instance type "${type.Name}": driver does not implement non-zero AddedScratch (${type.AddedScratch})`,
+      );
+    }
+    const p = this.p;
+    const unmanaged = /^https?:\/\//i.test(req.imageId);
+    // Arvados finds these two mistakes after creating the NIC and then deletes it; checking
+    // first gives the same result without the extra cloud calls.
+    if (unmanaged && this.d.blob === undefined) {
+      throw new AzureDriverError(
+        "invalid-configuration",
+        "Invalid configuration: can't configure unmanaged image URL without StorageAccount and BlobContainer",
+      );
+    }
+    const galleryName = p.SharedImageGalleryName;
+    const galleryVersion = p.SharedImageGalleryImageVersion;
+    if (!unmanaged && (galleryName === "") !== (galleryVersion === "")) {
+      throw new AzureDriverError(
+        "invalid-configuration",
+        "Invalid configuration: SharedImageGalleryName and SharedImageGalleryImageVersion must both be set or both be empty",
+      );
+    }
+
+    let suffix = "";
+    for (let i = 0; i < 15; i++) suffix += NAME_ALPHABET[randomInt(NAME_ALPHABET.length)];
+    const name = this.d.namePrefix + suffix;
+    const tags: Record<string, string> = { ...req.tags, [CREATED_AT_TAG]: this.d.now().toISOString() };
+    const log = this.log.child({ Instance: name, InstanceType: type.Name });
+    const sub = encodeURIComponent(p.SubscriptionID);
+
+    const nicName = `${name}-nic`;
+    let nic: NetworkInterface;
+    try {
+      nic = await this.d.clients.network.networkInterfaces.beginCreateOrUpdateAndWait(
+        p.ResourceGroup,
+        nicName,
+        {
+          location: p.Location,
+          tags,
+          ipConfigurations: [
+            {
+              name: "ip1",
+              privateIPAllocationMethod: "Dynamic",
+              subnet: {
+                id:
+                  `/subscriptions/${sub}/resourceGroups/${p.NetworkResourceGroup}` +
+                  `/providers/Microsoft.Network/virtualnetworks/${p.Network}/subnets/${p.Subnet}`,
+              },
+            },
+          ],
+        },
+        this.lro(signal),
+      );
+    } catch (err) {
+      throw this.classify(err);
+    }
+
+    let vhdBlobName: string | undefined;
+    let storageProfile: VirtualMachine["storageProfile"];
+    if (unmanaged) {
+      log.warn({ ImageID: req.imageId }, "using deprecated unmanaged VHD image; prefer a managed image");
+      vhdBlobName = `${name}-os.vhd`;
+      storageProfile = {
+        osDisk: {
+          osType: "Linux",
+          name: `${name}-os`,
+          createOption: "FromImage",
+          image: { uri: req.imageId },
+          vhd: { uri: `${this.d.blobServiceUrl}/${p.BlobContainer}/${vhdBlobName}` },
+        },
+      };
+    } else {
+      const rg = `/subscriptions/${sub}/resourceGroups/${p.ImageResourceGroup}/providers/Microsoft.Compute`;
+      const id =
+        galleryName !== ""
+          ? `${rg}/galleries/${galleryName}/images/${req.imageId}/versions/${galleryVersion}`
+          : `${rg}/images/${req.imageId}`;
+      storageProfile = {
+        imageReference: { id },
+        osDisk: { osType: "Linux", name: `${name}-os`, createOption: "FromImage" },
+      };
+    }
+
+    const admin = p.AdminUsername;
+    const vmParams: VirtualMachine = {
+      location: p.Location,
+      tags,
+      hardwareProfile: { vmSize: type.ProviderType },
+      storageProfile,
+      networkProfile: { networkInterfaces: [{ id: nic.id ?? "", primary: true }] },
+      osProfile: {
+        computerName: name,
+        adminUsername: admin,
+        customData: Buffer.from(`#!/bin/sh\n${req.initCommand}\n`).toString("base64"),
+        linuxConfiguration: {
+          disablePasswordAuthentication: true,
+          ...(req.publicKey === null
+            ? {}
+            : {
+                ssh: {
+                  publicKeys: [
+                    { path: `/home/${admin}/.ssh/authorized_keys`, keyData: req.publicKey },
+                  ],
+                },
+              }),
+        },
+      },
+      ...(type.Preemptible
+        ? { priority: "Spot", evictionPolicy: "Delete", billingProfile: { maxPrice: -1 } }
+        : {}),
+    };
+
+    let vm: VirtualMachine;
+    try {
+      vm = await this.d.clients.compute.virtualMachines.createOrUpdate(
+        p.ResourceGroup,
+        name,
+        vmParams,
+        this.lro(signal),
+      );
+    } catch (err) {
+      const classified = this.classify(err);
+      log.warn({ error: errorMessage(err) }, "VM create failed; deleting its NIC");
+      try {
+        await this.d.clients.network.networkInterfaces.beginDeleteAndWait(
+          p.ResourceGroup,
+          nicName,
+          this.lro(),
+        );
+      } catch (delErr) {
+        log.warn({ error: errorMessage(delErr), NIC: nicName }, "Error deleting NIC after failed VM create");
+      }
+      if (vhdBlobName !== undefined && this.d.blob !== undefined) {
+        try {
+          await this.d.blob.getBlobClient(vhdBlobName).deleteIfExists();
+        } catch (delErr) {
+          log.warn({ error: errorMessage(delErr), blob: vhdBlobName }, "Error deleting VHD blob after failed VM create");
+        }
+      }
+      // Managed OS disks are left to the disk collector.
+      throw classified;
+    }
+    log.info({}, "Created VM");
+    return new AzureInstance(this, vm, nic);
+  }
+
+  private async doInstances(signal?: AbortSignal): Promise<Instance[]> {
+    const p = this.p;
+    const now = this.d.now();
+    const attachedNics = new Map<string, NetworkInterface>();
+    const pages = this.d.clients.network.networkInterfaces
+      .list(p.ResourceGroup, signal === undefined ? {} : { abortSignal: signal })
+      .byPage();
+    for (let first = true; ; first = false) {
+      let page: IteratorResult<NetworkInterface[]>;
+      try {
+        page = await pages.next();
+      } catch (err) {
+        if (first) throw this.classify(err);
+        // What was gathered so far is still worth returning.
+        this.log.warn({ error: errorMessage(err) }, "Error listing nics");
+        break;
+      }
+      if (page.done === true) break;
+      for (const nic of page.value) this.considerNic(nic, now, attachedNics);
+    }
+
+    const out: Instance[] = [];
+    try {
+      const vms = this.d.clients.compute.virtualMachines.list(
+        p.ResourceGroup,
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+      for await (const vm of vms) {
+        const nicId = vm.networkProfile?.networkInterfaces?.[0]?.id;
+        const nic = nicId === undefined ? undefined : attachedNics.get(nicId.toLowerCase());
+        out.push(new AzureInstance(this, vm, nic));
+      }
+    } catch (err) {
+      throw this.classify(err);
+    }
+    return out;
+  }
+
+  private considerNic(nic: NetworkInterface, now: Date, attached: Map<string, NetworkInterface>): void {
+    const name = nic.name ?? "";
+    if (!name.startsWith(this.d.namePrefix) || nic.id === undefined) return;
+    if (nic.virtualMachine?.id !== undefined) {
+      // ARM ids are case-insensitive and not always returned with the same case.
+      attached.set(nic.id.toLowerCase(), nic);
+      return;
+    }
+    const createdAt = Date.parse(nic.tags?.[CREATED_AT_TAG] ?? "");
+    const maxAge = this.p.DeleteDanglingResourcesAfter;
+    if (Number.isNaN(createdAt) || now.getTime() - createdAt <= maxAge) return;
+    const rg = this.p.ResourceGroup;
+    const queued = this.nicDeleter.enqueue(name, async (signal) => {
+      await this.d.clients.network.networkInterfaces.beginDeleteAndWait(rg, name, this.lro(signal));
+      this.log.info({ NIC: name }, "Deleted NIC");
+    });
+    if (queued) {
+      this.log.info(
+        { NIC: name, maxAgeMs: maxAge },
+        `Will delete ${name} because it is older than ${maxAge / 1000}s`,
+      );
+    }
+  }
+
+  private async collectBlobs(container: ContainerClient, signal?: AbortSignal): Promise<void> {
+    const now = this.d.now().getTime();
+    const maxAge = this.p.DeleteDanglingResourcesAfter;
+    const pages = container
+      .listBlobsFlat({ prefix: this.d.namePrefix, ...(signal === undefined ? {} : { abortSignal: signal }) })
+      .byPage();
+    for await (const page of pages) {
+      for (const b of page.segment.blobItems) {
+        const props = b.properties;
+        if (
+          props.blobType !== "PageBlob" ||
+          props.leaseState !== "available" ||
+          props.leaseStatus !== "unlocked" ||
+          now - props.lastModified.getTime() <= maxAge
+        ) {
+          continue;
+        }
+        const queued = this.blobDeleter.enqueue(b.name, async (s) => {
+          await container.getBlobClient(b.name).deleteIfExists({ abortSignal: s });
+          this.log.info({ blob: b.name }, "Deleted blob");
+        });
+        if (queued) this.log.info({ blob: b.name }, `Will delete blob ${b.name} because it is older than ${maxAge / 1000}s`);
+      }
+    }
+  }
+
+  private async collectDisks(signal?: AbortSignal): Promise<void> {
+    const now = this.d.now().getTime();
+    const maxAge = this.p.DeleteDanglingResourcesAfter;
+    const rg = this.p.ImageResourceGroup;
+    const disks = this.d.clients.compute.disks.listByResourceGroup(
+      rg,
+      signal === undefined ? {} : { abortSignal: signal },
+    );
+    for await (const disk of disks) {
+      if (!this.isDanglingDisk(disk, now, maxAge)) continue;
+      const name = disk.name!;
+      const queued = this.diskDeleter.enqueue(name, async (s) => {
+        await this.d.clients.compute.disks.delete(rg, name, this.lro(s));
+        this.log.info({ disk: name }, "Deleted disk");
+      });
+      if (queued) this.log.info({ disk: name }, `Will delete disk ${name} because it is older than ${maxAge / 1000}s`);
+    }
+  }
+
+  private isDanglingDisk(disk: Disk, now: number, maxAge: number): boolean {
+    const name = disk.name ?? "";
+    return (
+      disk.diskState === "Unattached" &&
+      name.startsWith(this.d.namePrefix) &&
+      name.endsWith("-os") &&
+      disk.timeCreated !== undefined &&
+      disk.timeCreated.getTime() < now - maxAge
+    );
+  }
+
+  /** @internal */
+  async setVmTags(name: string, tags: InstanceTags, signal?: AbortSignal): Promise<VirtualMachine> {
+    try {
+      // A PATCH of the tags alone; Arvados re-PUTs the VM with only location and tags.
+      return await this.d.clients.compute.virtualMachines.update(
+        this.p.ResourceGroup,
+        name,
+        { tags: { ...tags } },
+        this.lro(signal),
+      );
+    } catch (err) {
+      throw this.classify(err);
+    }
+  }
+
+  /** @internal */
+  async deleteVm(name: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.d.clients.compute.virtualMachines.delete(this.p.ResourceGroup, name, this.lro(signal));
+    } catch (err) {
+      throw this.classify(err);
+    }
+    this.log.info({ Instance: name }, "Destroyed VM");
+  }
+
+  /** @internal */
+  get adminUsername(): string {
+    return this.p.AdminUsername;
+  }
+}
+
+/** One VM and (when found) its NIC, as of when it was listed or created. */
+export class AzureInstance implements Instance {
+  readonly id: InstanceId;
+  readonly providerType: string;
+  readonly address: string;
+  readonly remoteUser: string;
+  private vm: VirtualMachine;
+
+  constructor(
+    private readonly set: AzureInstanceSet,
+    vm: VirtualMachine,
+    nic: NetworkInterface | undefined,
+  ) {
+    this.vm = vm;
+    this.id = instanceId(vm.id ?? "");
+    this.providerType = vm.hardwareProfile?.vmSize ?? "";
+    this.address = nic?.ipConfigurations?.[0]?.privateIPAddress ?? "";
+    this.remoteUser = set.adminUsername;
+  }
+
+  /** The VM name (Arvados's String()). */
+  get name(): string {
+    return this.vm.name ?? "";
+  }
+
+  get tags(): InstanceTags {
+    return { ...this.vm.tags };
+  }
+
+  toString(): string {
+    return this.name;
+  }
+
+  /** Merges: keys not given keep their current value (new values win). */
+  async setTags(tags: InstanceTags, signal?: AbortSignal): Promise<void> {
+    const merged = { ...this.vm.tags, ...tags };
+    this.vm = await this.set.setVmTags(this.name, merged, signal);
+  }
+
+  /** Azure gives no price history; empty. */
+  priceHistory(_type: InstanceType): readonly InstancePrice[] {
+    return [];
+  }
+
+  /** Deletes the VM; its NIC, disk and blob are left to the collectors. */
+  destroy(signal?: AbortSignal): Promise<void> {
+    return this.set.deleteVm(this.name, signal);
+  }
+
+  verifyHostKey(): Promise<HostKeyVerdict> {
+    return Promise.resolve({ kind: "not-implemented" });
+  }
+}

@@ -1,0 +1,19 @@
+export {
+  createAzureDriver,
+  AzureInstance,
+  AzureInstanceSet,
+  CREATED_AT_TAG,
+  DELETERS_PER_KIND,
+  GC_INTERVAL_MS,
+  type AzureDriverOptions,
+  type IntervalTimers,
+} from "./driver.js";
+export { classifyAzureError, parseRetryAfter, DEFAULT_RETRY_AFTER_MS } from "./classify.js";
+export { AzureDriverError, type AzureDriverErrorReason } from "./errors.js";
+export {
+  CLOUD_ENVIRONMENTS,
+  readParameters,
+  type AzureParameters,
+  type CloudEnvironment,
+  type CloudEnvironmentName,
+} from "./params.js";
