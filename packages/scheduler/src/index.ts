@@ -1,0 +1,9 @@
+export * from "./types.js";
+export {
+  Scheduler,
+  formatDuration,
+  type SchedulerOptions,
+  type ScheduledEntry,
+} from "./scheduler.js";
+export { FreeResources } from "./resources.js";
+export * as schedulingStatus from "./status.js";

@@ -1,0 +1,787 @@
+import type { Registry } from "prom-client";
+import { SchedulerMetrics } from "./metrics.js";
+import { FreeResources } from "./resources.js";
+import * as status from "./status.js";
+import {
+  systemClock,
+  type Clock,
+  type ContainerQueue,
+  type ContainerUuid,
+  type InstanceType,
+  type InstanceView,
+  type Logger,
+  type QueueEntry,
+  type QueuedContainer,
+  type TimerHandle,
+  type WorkerPool,
+  type WorkerState,
+} from "./types.js";
+
+export interface SchedulerOptions<C extends QueuedContainer = QueuedContainer> {
+  readonly queue: ContainerQueue<C>;
+  readonly pool: WorkerPool;
+  readonly logger: Logger;
+  /** Every configured instance type (InstanceTypes), used to order and fill instances. */
+  readonly instanceTypes: readonly InstanceType[];
+  /** Registry for the scheduler gauges; none ⇒ gauges are kept but not exported. */
+  readonly registry?: Registry;
+  readonly clock?: Clock;
+  /** Containers.CloudVMs.PollInterval, ms (default 10 s). */
+  readonly pollIntervalMs?: number;
+  /** Containers.StaleLockTimeout, ms (default 1 min). */
+  readonly staleLockTimeoutMs?: number;
+  /** Containers.CloudVMs.MaxInstances (0 = unlimited). */
+  readonly maxInstances?: number;
+  /** Containers.CloudVMs.InitialQuotaEstimate (0 ⇒ MaxInstances). */
+  readonly initialQuotaEstimate?: number;
+  /** Containers.CloudVMs.SupervisorFraction (0 = no supervisor limit). */
+  readonly supervisorFraction?: number;
+  /** Containers.CloudVMs.MaxRunningContainersPerInstance (0 = unlimited). */
+  readonly maxRunningContainersPerInstance?: number;
+  /** When the API client last saw a 503 (null if never). */
+  readonly last503?: () => Date | null;
+}
+
+/** One queue entry as the latest pass left it, with the status users see. */
+export interface ScheduledEntry<C extends QueuedContainer = QueuedContainer> {
+  readonly entry: QueueEntry<C>;
+  readonly schedulingStatus: string;
+}
+
+type OpName = "lock" | "cancel" | "kill" | "requeue";
+
+/** One instance while a pass packs containers onto it. */
+interface Slot {
+  view: InstanceView;
+  type: InstanceType | undefined;
+  free: FreeResources;
+  containers: ContainerUuid[];
+}
+
+const quietAfter503Ms = 60_000;
+const usableStates: ReadonlySet<WorkerState> = new Set(["unknown", "running", "booting", "idle"]);
+
+/**
+ * Decides which container runs where: locks queued containers, asks the pool for instances,
+ * starts containers on ready ones, and tells waiting users why they wait.
+ */
+export class Scheduler<C extends QueuedContainer = QueuedContainer> {
+  private readonly queue: ContainerQueue<C>;
+  private readonly pool: WorkerPool;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly types: ReadonlyMap<string, InstanceType>;
+  private readonly metrics: SchedulerMetrics;
+  private readonly pollIntervalMs: number;
+  private readonly staleLockTimeoutMs: number;
+  private readonly supervisorFraction: number;
+  private readonly maxRunningPerInstance: number;
+  private readonly last503: () => Date | null;
+
+  private maxContainers: number;
+  private last503time = 0;
+  private instancesWithinQuota = 0;
+  private scheduled: readonly ScheduledEntry<C>[] = [];
+
+  /** Container UUID → the async operation in flight for it (at most one). */
+  private readonly ops = new Map<ContainerUuid, OpName>();
+  private readonly inflight = new Set<Promise<void>>();
+  private warnedUnexpectedState = false;
+
+  private wakeRequested = false;
+  private wakeWaiter: (() => void) | undefined;
+  private wakeTimer: TimerHandle | undefined;
+  private abort: AbortController | undefined;
+  private done: Promise<void> | undefined;
+
+  constructor(opts: SchedulerOptions<C>) {
+    this.queue = opts.queue;
+    this.pool = opts.pool;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.types = new Map(opts.instanceTypes.map((t) => [t.Name, t]));
+    this.pollIntervalMs = opts.pollIntervalMs ?? 10_000;
+    this.staleLockTimeoutMs = opts.staleLockTimeoutMs ?? 60_000;
+    this.supervisorFraction = opts.supervisorFraction ?? 0;
+    this.maxRunningPerInstance = opts.maxRunningContainersPerInstance ?? 0;
+    this.last503 = opts.last503 ?? (() => null);
+    const initial = opts.initialQuotaEstimate ?? 0;
+    this.maxContainers = initial > 0 ? initial : (opts.maxInstances ?? 0);
+    this.metrics = new SchedulerMetrics(opts.registry, () => this.pool.atQuota());
+  }
+
+  /** The sorted queue with statuses from the latest pass (for the management API). */
+  lastQueue(): readonly ScheduledEntry<C>[] {
+    return this.scheduled;
+  }
+
+  /** Current dynamic cap on concurrently running containers (0 = none). */
+  maxConcurrentContainers(): number {
+    return this.maxContainers;
+  }
+
+  /** Start the run loop in the background. */
+  start(): void {
+    if (this.abort !== undefined) return;
+    this.abort = new AbortController();
+    this.armWakeup(1000);
+    this.done = this.run(this.abort.signal);
+  }
+
+  /** Stop the run loop and wait for it and the operations it started. */
+  async stop(): Promise<void> {
+    if (this.abort === undefined) return;
+    this.abort.abort();
+    this.wakeUp();
+    if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
+    await this.done;
+    await this.settled();
+  }
+
+  /** Resolves when every lock/cancel/kill/requeue started so far has finished. */
+  async settled(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.all(this.inflight);
+  }
+
+  // ---- run loop -------------------------------------------------------------------------
+
+  private async run(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      if (signal.aborted) return;
+      const r = await this.queue.update(signal);
+      if (r.ok) break;
+      const d = Math.max(this.pollIntervalMs / 10, 1000);
+      this.logger.warn({ error: r.error.message }, `error updating queue: ${r.error.message}`);
+      this.logger.info({}, `waiting ${formatDuration(d)} before retry`);
+      await this.sleep(d, signal);
+    }
+    const poller = this.pollLoop(signal);
+
+    const t0 = this.clock.now();
+    this.logger.info({}, "FixStaleLocks starting.");
+    try {
+      await this.fixStaleLocks(signal);
+    } catch (err) {
+      this.logger.error({ error: errText(err) }, "FixStaleLocks failed");
+    }
+    this.logger.info(
+      {},
+      `FixStaleLocks finished (${formatDuration(this.clock.now() - t0)}), starting scheduling.`,
+    );
+
+    const unsubQueue = this.queue.subscribe(() => this.wakeUp());
+    const unsubPool = this.pool.subscribe(() => this.wakeUp());
+    try {
+      while (!signal.aborted) {
+        try {
+          await this.runQueue();
+          await this.sync();
+          this.updateMetrics();
+        } catch (err) {
+          this.logger.error({ error: errText(err) }, "scheduling pass failed");
+        }
+        await this.waitForWake();
+      }
+    } finally {
+      unsubQueue();
+      unsubPool();
+      await poller;
+    }
+  }
+
+  private async pollLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const t0 = this.clock.now();
+      const r = await this.queue.update(signal);
+      if (!r.ok && !signal.aborted) {
+        this.logger.warn({ error: r.error.message }, `error updating queue: ${r.error.message}`);
+      }
+      // A slow controller gets proportionally slower polling.
+      await this.sleep(Math.max(this.pollIntervalMs, this.clock.now() - t0), signal);
+    }
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const onAbort = () => {
+        this.clock.clearTimeout(h);
+        resolve();
+      };
+      const h = this.clock.setTimeout(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Like a 1-slot channel: notifications during a pass coalesce into one more pass. */
+  private wakeUp(): void {
+    this.wakeRequested = true;
+    const w = this.wakeWaiter;
+    this.wakeWaiter = undefined;
+    w?.();
+  }
+
+  private waitForWake(): Promise<void> {
+    if (this.wakeRequested) {
+      this.wakeRequested = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.wakeWaiter = () => {
+        this.wakeRequested = false;
+        resolve();
+      };
+    });
+  }
+
+  private armWakeup(ms: number): void {
+    if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
+    this.wakeTimer = this.clock.setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeUp();
+    }, ms);
+  }
+
+  // ---- per-container async operations ---------------------------------------------------
+
+  /** Run `fn` unless another operation on `uuid` is in flight; then retry the pass soon. */
+  private uuidOp(uuid: ContainerUuid, op: OpName, fn: () => Promise<void> | void): void {
+    const current = this.ops.get(uuid);
+    if (current !== undefined) {
+      this.logger.debug(
+        { ContainerUUID: uuid },
+        `uuidLock not available, Op=${current} in progress`,
+      );
+      this.armWakeup(250);
+      return;
+    }
+    this.ops.set(uuid, op);
+    const p = (async () => {
+      try {
+        await fn();
+      } catch (err) {
+        this.logger.error({ ContainerUUID: uuid, error: errText(err) }, `${op} failed`);
+      } finally {
+        this.ops.delete(uuid);
+      }
+    })();
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  private lockContainer(uuid: ContainerUuid): void {
+    this.uuidOp(uuid, "lock", async () => {
+      const log = this.logger.child({ ContainerUUID: uuid });
+      if (this.queue.get(uuid)?.state !== "Queued") {
+        log.debug(
+          {},
+          "container no longer queued by the time we decided to lock it, doing nothing",
+        );
+        return;
+      }
+      const r = await this.queue.lock(uuid);
+      if (!r.ok) {
+        log.warn({ error: r.error.message }, "error locking container");
+        return;
+      }
+      const after = this.queue.get(uuid);
+      if (after === undefined) {
+        log.error({}, "(BUG?) container disappeared from queue after Lock succeeded");
+      } else if (after.state !== "Locked") {
+        log.warn({}, `(race?) container has state=${after.state} after Lock succeeded`);
+      }
+    });
+  }
+
+  private cancelContainer(uuid: ContainerUuid, reason: string): void {
+    this.uuidOp(uuid, "cancel", async () => {
+      const log = this.logger.child({ ContainerUUID: uuid });
+      log.info({}, `cancelling container because ${reason}`);
+      const r = await this.queue.cancel(uuid);
+      if (!r.ok) log.warn({ error: r.error.message }, "error cancelling container");
+    });
+  }
+
+  private killContainer(uuid: ContainerUuid, reason: string): void {
+    this.uuidOp(uuid, "kill", () => {
+      this.pool.killContainer(uuid, reason);
+      this.pool.forgetContainer(uuid);
+    });
+  }
+
+  private requeueContainer(uuid: ContainerUuid, reason: string): void {
+    this.uuidOp(uuid, "requeue", async () => {
+      const log = this.logger.child({ ContainerUUID: uuid });
+      log.info({}, `requeueing locked container because ${reason}`);
+      const r = await this.queue.unlock(uuid);
+      if (!r.ok) log.warn({ error: r.error.message }, "error requeueing container");
+    });
+  }
+
+  // ---- stale-lock fixer ----------------------------------------------------------------
+
+  /**
+   * After a restart, containers we locked may sit on VMs the pool has not re-probed yet. Wait
+   * (up to StaleLockTimeout) for unknown workers to report, then unlock what is still unaccounted.
+   */
+  async fixStaleLocks(signal?: AbortSignal): Promise<void> {
+    let notified: (() => void) | undefined;
+    let expired = false;
+    const poke = () => {
+      const n = notified;
+      notified = undefined;
+      n?.();
+    };
+    const unsub = this.pool.subscribe(poke);
+    const timer = this.clock.setTimeout(() => {
+      expired = true;
+      poke();
+    }, this.staleLockTimeoutMs);
+    const onAbort = () => poke();
+    signal?.addEventListener("abort", onAbort);
+    let stale: ContainerUuid[] = [];
+    try {
+      for (;;) {
+        const counts = await this.pool.countWorkers(signal);
+        if (!((counts.unknown ?? 0) > 0) || signal?.aborted) break;
+        const running = this.pool.running();
+        stale = [];
+        for (const [uuid, ent] of this.queue.entries().entries) {
+          if (ent.container.state === "Locked" && !running.has(uuid)) stale.push(uuid);
+        }
+        if (stale.length === 0) return;
+        if (expired) break;
+        await new Promise<void>((resolve) => (notified = resolve));
+        if (expired) break;
+      }
+      // Deliberately as Arvados: the list computed before the last wait is the one unlocked.
+      for (const uuid of stale) {
+        if (signal?.aborted) return;
+        const r = await this.queue.unlock(uuid, signal);
+        if (!r.ok) {
+          this.logger.warn(
+            { ContainerUUID: uuid, error: r.error.message },
+            `Unlock ${uuid}: ${r.error.message}`,
+          );
+        }
+      }
+    } finally {
+      unsub();
+      this.clock.clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  // ---- mapping pass ----------------------------------------------------------------------
+
+  private compareSlots(a: Slot, b: Slot): number {
+    if (a.view.price !== b.view.price) return a.view.price - b.view.price;
+    const ta = a.type;
+    const tb = b.type;
+    const d =
+      (tb?.VCPUs ?? 0) - (ta?.VCPUs ?? 0) ||
+      (tb?.RAM ?? 0) - (ta?.RAM ?? 0) ||
+      (tb?.Scratch ?? 0) - (ta?.Scratch ?? 0);
+    if (d !== 0) return d;
+    return a.view.instance < b.view.instance ? -1 : a.view.instance > b.view.instance ? 1 : 0;
+  }
+
+  /** One mapping pass: lock, start, create, report statuses, and react to quota. */
+  async runQueue(): Promise<void> {
+    const running = this.pool.running();
+    const views = this.pool.instances();
+    const counts = await this.pool.countWorkers();
+    let totalInstances = 0;
+    for (const n of Object.values(counts)) totalInstances += n ?? 0;
+    const { entries } = this.queue.entries();
+
+    // 1. Instances, cheapest first, bigger first among equal prices.
+    const slots: Slot[] = views.map((view) => {
+      const type = this.types.get(view.arvados_instance_type);
+      return { view, type, free: FreeResources.ofType(type), containers: [] };
+    });
+    slots.sort((a, b) => this.compareSlots(a, b));
+
+    // 2. Entries: running, then Locked, then priority, then first seen, then UUID.
+    const sorted = [...entries.values()];
+    sorted.sort((a, b) => {
+      const ra = running.has(a.container.uuid) ? 0 : 1;
+      const rb = running.has(b.container.uuid) ? 0 : 1;
+      if (ra !== rb) return ra - rb;
+      const la = a.container.state === "Locked" ? 0 : 1;
+      const lb = b.container.state === "Locked" ? 0 : 1;
+      if (la !== lb) return la - lb;
+      if (a.container.priority !== b.container.priority) {
+        return b.container.priority - a.container.priority;
+      }
+      const fa = a.firstSeenAt.getTime();
+      const fb = b.firstSeenAt.getTime();
+      if (fa !== fb) return fa - fb;
+      return a.container.uuid < b.container.uuid ? -1 : a.container.uuid > b.container.uuid ? 1 : 0;
+    });
+
+    // 3. What already runs on each instance. We subtract the stored needs, tmp mounts
+    // included (Arvados recomputes them without mounts and may over-pack scratch).
+    for (const slot of slots) {
+      for (const uuid of slot.view.running_container_uuids ?? []) {
+        const ent = entries.get(uuid);
+        if (ent === undefined) {
+          slot.free = FreeResources.none();
+          break;
+        }
+        slot.free.subtract(ent.instanceResources);
+      }
+      slot.containers = [...(slot.view.running_container_uuids ?? [])];
+    }
+
+    // 4. The dynamic concurrency cap.
+    const now = this.clock.now();
+    const l503 = this.last503()?.getTime() ?? 0;
+    if (l503 > this.last503time) {
+      this.last503time = l503;
+      this.maxContainers = Math.max(1, running.size - 1);
+    } else if (
+      this.maxContainers > 0 &&
+      (this.last503time === 0 || now - this.last503time > quietAfter503Ms)
+    ) {
+      const raised = Math.floor((running.size * 11) / 10) + 1;
+      if (raised > this.maxContainers) this.maxContainers = raised;
+    }
+    this.metrics.last503Time.set(this.last503time === 0 ? 0 : this.last503time / 1000);
+    if (this.instancesWithinQuota > 0 && this.instancesWithinQuota < totalInstances) {
+      this.instancesWithinQuota = totalInstances;
+    }
+    if (this.pool.atQuota()) {
+      if (this.maxContainers === 0 || this.maxContainers > totalInstances) {
+        this.maxContainers = totalInstances > 0 ? totalInstances : 1;
+      }
+      this.instancesWithinQuota = totalInstances;
+    } else if (
+      this.instancesWithinQuota > 0 &&
+      this.maxContainers > this.instancesWithinQuota + 1
+    ) {
+      this.maxContainers = this.instancesWithinQuota + 1;
+    }
+    this.metrics.maxConcurrentContainers.set(this.maxContainers);
+    const maxContainers = this.maxContainers;
+    let maxSupervisors = Math.floor(maxContainers * this.supervisorFraction);
+    if (maxSupervisors < 1 && this.supervisorFraction > 0 && maxContainers > 0) maxSupervisors = 1;
+
+    // 5. Per-pass state.
+    const atCapacityMemo = new Map<string, boolean>();
+    let overquota: QueueEntry<C>[] = [];
+    const overmaxsuper: QueueEntry<C>[] = [];
+    let allocatedNotStarted = 0;
+    let trying = running.size;
+    let qpos = 0;
+    let supervisors = 0;
+    const statuses = new Map<ContainerUuid, string>();
+
+    // 6. Walk the queue in order.
+    tryrun: for (let i = 0; i < sorted.length; i++) {
+      const ent = sorted[i]!;
+      const ctr = ent.container;
+      const uuid = ctr.uuid;
+      const supervisor = ctr.scheduling_parameters?.supervisor === true;
+      if (supervisor) supervisors++;
+      if (running.has(uuid)) {
+        if (ctr.state === "Queued" || ctr.state === "Locked") {
+          statuses.set(uuid, status.preparingRuntimeEnvironment);
+        }
+        continue;
+      }
+      if (ctr.priority < 1) {
+        statuses.set(uuid, status.priorityZero(ctr.state));
+        continue;
+      }
+      if (supervisor && maxSupervisors > 0 && supervisors > maxSupervisors) {
+        overmaxsuper.push(ent);
+        statuses.set(uuid, status.supervisorLimitReached(overmaxsuper.length));
+        continue;
+      }
+      if (ctr.state !== "Queued" && ctr.state !== "Locked") continue;
+      if (maxContainers > 0 && trying >= maxContainers) continue;
+      trying++;
+
+      // Computed only now that it matters; neither has side effects beyond the capacity memo.
+      const best = this.bestInstance(slots, ent);
+      let availableType: InstanceType | undefined;
+      for (const t of ent.instanceTypes) {
+        const key = `${t.ProviderType}, preemptible=${t.Preemptible}`;
+        if (atCapacityMemo.get(key) === true) continue;
+        if (this.pool.atCapacity(t)) {
+          atCapacityMemo.set(key, true);
+          continue;
+        }
+        availableType = t;
+        break;
+      }
+
+      if (ctr.state === "Queued") {
+        if (best === undefined && this.pool.atQuota()) {
+          overquota = sorted.slice(i);
+          break tryrun;
+        }
+        if (best === undefined && availableType === undefined) continue;
+        if (this.pool.killContainer(uuid, "about to lock")) {
+          this.logger.info(
+            { ContainerUUID: uuid },
+            "not locking: crunch-run process from previous attempt has not exited",
+          );
+          continue;
+        }
+        this.lockContainer(uuid);
+        if (best !== undefined) reserve(best, ent);
+        continue;
+      }
+
+      // Locked.
+      if (best !== undefined) {
+        reserve(best, ent);
+        const state = best.view.worker_state;
+        if (best.view.instance === "" || (state !== "idle" && state !== "running")) {
+          statuses.set(uuid, status.waitingNewInstance(best.view.arvados_instance_type));
+          allocatedNotStarted++;
+        } else if (this.pool.killContainer(uuid, "about to start")) {
+          statuses.set(uuid, status.waitingForPreviousAttempt);
+          this.logger.info(
+            { ContainerUUID: uuid, Instance: best.view.instance },
+            "not restarting yet: crunch-run process from previous attempt has not exited",
+          );
+        } else if (this.pool.startContainer(best.view.instance, ctr)) {
+          statuses.set(uuid, status.preparingRuntimeEnvironment);
+        } else {
+          statuses.set(uuid, status.waitingNewInstance(best.view.arvados_instance_type));
+          allocatedNotStarted++;
+        }
+        continue;
+      }
+      if (this.pool.atQuota()) {
+        overquota = sorted.slice(i);
+        break tryrun;
+      }
+      if (availableType === undefined) {
+        qpos++;
+        statuses.set(
+          uuid,
+          status.waitingInstanceType(qpos, ent.instanceTypes.map((t) => t.Name).join(", ")),
+        );
+        continue;
+      }
+      const created = this.pool.create(availableType);
+      if (created === null) continue;
+      statuses.set(uuid, status.waitingNewInstance(availableType.Name));
+      this.logger.info(
+        { ContainerUUID: uuid, InstanceType: availableType.Name },
+        "creating new instance",
+      );
+      allocatedNotStarted++;
+      const slot: Slot = {
+        view: created,
+        type: availableType,
+        free: FreeResources.ofType(availableType),
+        containers: [],
+      };
+      reserve(slot, ent);
+      let at = 0;
+      while (at < slots.length && this.compareSlots(slots[at]!, slot) <= 0) at++;
+      slots.splice(at, 0, slot);
+    }
+
+    // 7. Gauges.
+    this.metrics.allocatedNotStarted.set(allocatedNotStarted);
+    this.metrics.notAllocatedOverQuota.set(overquota.length + overmaxsuper.length);
+
+    // 8. Everyone still without a status waits; capacity-blocked Locked ones took positions first.
+    const atQuota = this.pool.atQuota();
+    const out: ScheduledEntry<C>[] = [];
+    for (const ent of sorted) {
+      const uuid = ent.container.uuid;
+      let s = statuses.get(uuid) ?? "";
+      if (s === "" && (ent.container.state === "Queued" || ent.container.state === "Locked")) {
+        qpos++;
+        s = atQuota ? status.waitingCloudResources(qpos) : status.waitingClusterCapacity(qpos);
+      }
+      out.push({ entry: ent, schedulingStatus: s });
+    }
+    // 9.
+    this.scheduled = out;
+
+    if (overquota.length === 0 && overmaxsuper.length === 0) return;
+
+    // 10. Give back locks that capacity cannot serve soon. The head of the line keeps its
+    // lock while instances exist, so it does not burn lock_count on every pass.
+    const unlock =
+      totalInstances > 0 && overquota.length > 1
+        ? [...overmaxsuper, ...overquota.slice(1)]
+        : [...overmaxsuper, ...overquota];
+    for (const ent of unlock) {
+      const uuid = ent.container.uuid;
+      if (this.queue.get(uuid)?.state !== "Locked" || running.has(uuid)) continue;
+      this.logger.info(
+        { ContainerUUID: uuid },
+        "unlock because pool capacity is used by higher priority containers",
+      );
+      const r = await this.queue.unlock(uuid);
+      if (!r.ok)
+        this.logger.warn({ ContainerUUID: uuid, error: r.error.message }, "error unlocking");
+    }
+
+    // 11. At quota, idle instances are worth more as room for other types.
+    if (overquota.length > 0) {
+      for (const slot of slots) {
+        if (slot.containers.length === 0) this.pool.shutdown(slot.view.instance);
+      }
+    }
+  }
+
+  private bestInstance(slots: readonly Slot[], ent: QueueEntry<C>): Slot | undefined {
+    const need = ent.instanceResources;
+    const maxRun = this.maxRunningPerInstance;
+    let best: Slot | undefined;
+    for (const slot of slots) {
+      const v = slot.view;
+      if (!usableStates.has(v.worker_state) || v.idle_behavior !== "run") continue;
+      if (maxRun > 0 && maxRun <= slot.containers.length) continue;
+      if (!hasType(ent, v.arvados_instance_type)) continue;
+      if (!slot.free.accommodates(need)) {
+        if (v.worker_state === "idle" && slot.containers.length === 0) {
+          this.logger.warn(
+            { ContainerUUID: ent.container.uuid, Instance: v.instance },
+            `BUG? insufficient resources on idle instance ${v.instance} type ${v.arvados_instance_type} for container ${ent.container.uuid}`,
+          );
+        }
+        continue;
+      }
+      if (best === undefined) {
+        best = slot;
+      } else if (slot.containers.length > best.containers.length) {
+        best = slot;
+      } else if (
+        (best.view.worker_state === "booting" || best.view.worker_state === "unknown") &&
+        (v.worker_state === "idle" || v.worker_state === "running")
+      ) {
+        best = slot;
+      }
+    }
+    return best;
+  }
+
+  // ---- syncer ----------------------------------------------------------------------------
+
+  /** Reconcile queue states with what the pool runs: cancel, kill, requeue, forget. */
+  async sync(): Promise<void> {
+    const counts = await this.pool.countWorkers();
+    const anyUnknown = (counts.unknown ?? 0) > 0;
+    const running = this.pool.running();
+    const { entries, threshold } = this.queue.entries();
+    const thresholdMs = threshold.getTime();
+    for (const [uuid, ent] of entries) {
+      const ctr = ent.container;
+      const inRunning = running.has(uuid);
+      const exitTime = running.get(uuid) ?? null;
+      const exited = exitTime !== null;
+      // The cache was fetched after crunch-run exited, so its state is final.
+      const fresh = exited && thresholdMs > exitTime.getTime();
+      switch (ctr.state) {
+        case "Running":
+          if (!inRunning) {
+            if (!anyUnknown) this.cancelContainer(uuid, "not running on any worker");
+          } else if (exited && fresh) {
+            this.cancelContainer(uuid, "state=Running after crunch-run exited");
+          } else if (ctr.priority === 0) {
+            this.killContainer(uuid, "priority=0");
+          }
+          break;
+        case "Complete":
+        case "Cancelled":
+          if (inRunning) {
+            this.killContainer(uuid, `state=${ctr.state}`);
+          } else {
+            this.logger.info(
+              { ContainerUUID: uuid, State: ctr.state },
+              "container finished -- dropping from queue",
+            );
+            this.queue.forget(uuid);
+          }
+          break;
+        case "Queued":
+          if (inRunning) {
+            this.killContainer(uuid, "pool says running, but queue says state=Queued");
+          } else if (ctr.priority === 0) {
+            this.logger.info(
+              { ContainerUUID: uuid, State: ctr.state },
+              "container on hold -- dropping from queue",
+            );
+            this.queue.forget(uuid);
+          }
+          break;
+        case "Locked":
+          if (inRunning && exited && fresh) {
+            this.requeueContainer(uuid, "crunch-run exited");
+          } else if (inRunning && !exited && ctr.priority === 0) {
+            this.killContainer(uuid, "priority=0");
+          } else if (!inRunning && ctr.priority === 0) {
+            this.requeueContainer(uuid, "priority=0");
+          }
+          break;
+        default:
+          if (!this.warnedUnexpectedState) {
+            this.warnedUnexpectedState = true;
+            this.logger.error(
+              { ContainerUUID: uuid, State: String(ctr.state) },
+              "BUG: unexpected state",
+            );
+          }
+      }
+    }
+    for (const uuid of running.keys()) {
+      if (!entries.has(uuid)) this.killContainer(uuid, "not in queue");
+    }
+  }
+
+  // ---- metrics ---------------------------------------------------------------------------
+
+  /** containers_longest_wait_time_seconds: the oldest container still waiting to start. */
+  updateMetrics(): void {
+    const running = this.pool.running();
+    let earliest = Infinity;
+    for (const [uuid, ent] of this.queue.entries().entries) {
+      const c = ent.container;
+      if (c.priority <= 0 || (c.state !== "Queued" && c.state !== "Locked")) continue;
+      if (running.has(uuid)) continue;
+      const t = Date.parse(c.created_at);
+      if (Number.isFinite(t) && t < earliest) earliest = t;
+    }
+    this.metrics.longestWaitTimeSeconds.set(
+      earliest === Infinity ? 0 : Math.max(0, (this.clock.now() - earliest) / 1000),
+    );
+  }
+}
+
+function reserve(slot: Slot, ent: QueueEntry): void {
+  slot.free.subtract(ent.instanceResources);
+  slot.containers.push(ent.container.uuid);
+}
+
+function hasType(ent: QueueEntry<QueuedContainer>, name: string): boolean {
+  for (const t of ent.instanceTypes) if (t.Name === name) return true;
+  return false;
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A duration the way Go prints one (`1s`, `250ms`, `1m30s`), for familiar log lines. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return "0s";
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return `${h > 0 ? `${h}h` : ""}${h > 0 || m > 0 ? `${m}m` : ""}${Number(s.toFixed(3))}s`;
+}
