@@ -1,1 +1,25 @@
-export {};
+export type {
+  ApiConfig,
+  ByteSize,
+  CloudVMsConfig,
+  ClusterConfig,
+  ContainersConfig,
+  ContainersLoggingConfig,
+  Duration,
+  GpuConfig,
+  InstanceTypeConfig,
+  InternalUrlConfig,
+  PassthroughSection,
+  PostgreSQLConfig,
+  RawSection,
+  ServiceConfig,
+  ShellAccessConfig,
+  SystemLogsConfig,
+  TlsConfig,
+} from "./types.js";
+export { passthroughSections } from "./types.js";
+export { parseDuration, formatDuration, parseByteSize, type Parsed } from "./units.js";
+export type { ConfigProblem, ProblemKind } from "./problems.js";
+export { loadConfig, type LoadedConfig, type LoadOptions, type LoadResult } from "./load.js";
+export { parsePrivateKey, type DispatchKey } from "./private-key.js";
+export { REDACTED, secretKeyPattern, redactConfig, encodeCluster, dumpConfig } from "./redact.js";
