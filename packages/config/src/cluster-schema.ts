@@ -13,6 +13,7 @@ import {
   float,
   int,
   isMap,
+  show,
   str,
   struct,
   type Node,
@@ -63,7 +64,7 @@ function decodeInstanceType(
     p.error(
       "type",
       path,
-      `expected a map of instance type fields, got ${Array.isArray(value) ? "a list" : String(value)}`,
+      `expected a map of instance type fields, got ${show(value)}`,
     );
   }
   const legacy = input["CUDA"];
@@ -144,7 +145,7 @@ const instanceTypesNode: Node = {
       return {};
     }
     if (!isMap(value)) {
-      p.error("type", path, `expected a map of instance types, got ${String(value)}`);
+      p.error("type", path, `expected a map of instance types, got ${show(value)}`);
       return {};
     }
     const out: Record<string, InstanceTypeConfig> = {};

@@ -93,11 +93,7 @@ const yaml11False = new Set([
 /** `http://host:port` gets the path `/`, as Arvados normalises URLs. */
 export function normaliseUrl(s: string): string | null {
   if (s === "") return "";
-  try {
-    new URL(s);
-  } catch {
-    return null;
-  }
+  if (!URL.canParse(s)) return null;
   return /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*$/i.test(s) ? `${s}/` : s;
 }
 
@@ -219,6 +215,8 @@ export function decode(node: Node, value: unknown, path: string, p: Problems): u
       return decodeStruct(node, value, path, p);
     case "custom":
       return node.decode(value, path, p);
+    default:
+      return value;
   }
 }
 
