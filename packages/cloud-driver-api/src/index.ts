@@ -32,3 +32,13 @@ export {
   type TagKeys,
 } from "./tags.js";
 export { normalizePriceHistory } from "./price.js";
+export { abortReason, systemClock, type Clock } from "./clock.js";
+export { authorizedKeyWire, generateEd25519KeyPair, type SshKeyPair } from "./ssh-keys.js";
+export {
+  DRIVER_PARAMETERS_PATH,
+  DriverParametersError,
+  parseGoDuration,
+  readDriverParameters,
+  type DriverParameterReader,
+  type NumberOptions,
+} from "./parameters.js";

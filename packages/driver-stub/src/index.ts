@@ -1,0 +1,44 @@
+import type { DriverFactory } from "@dispatch-cloud/cloud-driver-api";
+import { StubCloud, type StubCloudOptions } from "./cloud.js";
+import { parseStubParameters } from "./params.js";
+
+export {
+  StubCloud,
+  type HeldOp,
+  type StubCall,
+  type StubCloudOptions,
+  type StubOp,
+} from "./cloud.js";
+export {
+  DEFAULT_STUB_PARAMETERS,
+  STUB_FAILURE_KINDS,
+  parseStubParameters,
+  type StubFailEvery,
+  type StubFailureKind,
+  type StubHostKeyCheck,
+  type StubParameters,
+} from "./params.js";
+export { nodeApiRequester, type ApiCall, type ApiRequester } from "./api.js";
+export type { ExecRequest, ExecResult, FakeVm, SimulatedRun, VmCommand } from "./vm.js";
+
+export interface StubDriverOptions extends Omit<StubCloudOptions, "parameters" | "logger"> {
+  /** Called with each cloud the factory builds, so a test harness can reach its controls. */
+  readonly onCloud?: (cloud: StubCloud) => void;
+}
+
+/**
+ * A driver factory for `Driver: stub`: DriverParameters are the stub's knobs (see
+ * StubParameters), the clock and API transport come from `options`.
+ */
+export function createStubDriver(options: StubDriverOptions = {}): DriverFactory {
+  const { onCloud, ...rest } = options;
+  return (context) => {
+    const parameters = parseStubParameters(context.parameters);
+    const cloud = new StubCloud({ ...rest, parameters, logger: context.logger });
+    onCloud?.(cloud);
+    return Promise.resolve(cloud.instanceSet);
+  };
+}
+
+/** The stub driver with real time and real HTTP, as the daemon registers it. */
+export const stubDriver: DriverFactory = createStubDriver();

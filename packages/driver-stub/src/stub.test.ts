@@ -1,0 +1,184 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it, afterEach } from "vitest";
+import {
+  QuotaError,
+  RateLimitError,
+  CapacityError,
+  generateEd25519KeyPair,
+  initCommandWithSecret,
+  tagKeys,
+  type InstanceType,
+} from "@dispatch-cloud/cloud-driver-api";
+import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import {
+  createStubCloud,
+  inProcessExecutorFactory,
+  type ExecutorTarget,
+  type StubCloud,
+} from "./testing/index.js";
+import type { ApiCall } from "./api.js";
+import type { StubParameters } from "./params.js";
+
+export const type1: InstanceType = {
+  Name: "type1",
+  ProviderType: "t1.small",
+  VCPUs: 2,
+  RAM: 4 << 30,
+  IncludedScratch: 0,
+  AddedScratch: 0,
+  Scratch: 0,
+  Price: 0.1,
+  Preemptible: false,
+  GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
+};
+
+const key = generateEd25519KeyPair("dispatcher");
+const keys = tagKeys();
+let clouds: StubCloud[] = [];
+afterEach(async () => {
+  await Promise.all(clouds.map((c) => c.stop()));
+  clouds = [];
+});
+
+function setup(parameters: Partial<StubParameters> = {}, serveSsh = false) {
+  const clock = new ManualClock(1_000_000);
+  const api: ApiCall[] = [];
+  const cloud = createStubCloud({
+    parameters,
+    clock,
+    serveSsh,
+    apiRequest: (call) => {
+      api.push(call);
+      return Promise.resolve({ status: 200, body: "{}" });
+    },
+  });
+  clouds.push(cloud);
+  return { clock, cloud, api, set: cloud.instanceSet };
+}
+
+let secretSeq = 0;
+function create(set: StubCloud["instanceSet"], secret = `secret${++secretSeq}`) {
+  return set.create({
+    instanceType: type1,
+    imageId: "img",
+    tags: { [keys.instanceSetId]: "set1", [keys.instanceSecret]: secret },
+    initCommand: initCommandWithSecret(secret, "echo hi"),
+    publicKey: key.publicKey,
+  });
+}
+
+function target(inst: {
+  address: string;
+  remoteUser: string;
+  tags: Record<string, string>;
+  verifyHostKey: ExecutorTarget["verifyHostKey"];
+}): ExecutorTarget {
+  return {
+    address: inst.address,
+    remoteUser: inst.remoteUser,
+    instanceSecret: inst.tags[keys.instanceSecret] ?? "",
+    verifyHostKey: (k, s, sig) => inst.verifyHostKey(k, s, sig),
+  };
+}
+
+describe("stub cloud basics", () => {
+  it("creates VMs with sequential ids and lists tag snapshots", async () => {
+    const { set } = setup();
+    const a = await create(set);
+    const b = await create(set);
+    expect([a.id, b.id]).toEqual(["stub-000001", "stub-000002"]);
+    await a.setTags({ ...a.tags, extra: "1" });
+    expect(a.tags["extra"]).toBeUndefined();
+    const listed = await set.instances({});
+    expect(listed.map((i) => i.id)).toEqual(["stub-000001", "stub-000002"]);
+    expect(listed[0]?.tags["extra"]).toBe("1");
+    await b.destroy();
+    expect((await set.instances({})).map((i) => i.id)).toEqual(["stub-000001"]);
+    expect(set.instanceQuotaGroup(type1)).toBe("t");
+    expect(set.instanceQuotaGroup({ ...type1, Preemptible: true })).toBe("t-p");
+  });
+
+  it("holds and releases cloud operations", async () => {
+    const { cloud, set } = setup();
+    cloud.hold("create");
+    const pending = create(set);
+    const held = await cloud.waitForHeld("create");
+    expect(held.op).toBe("create");
+    expect(cloud.vms()).toHaveLength(0);
+    held.release();
+    const inst = await pending;
+    expect(cloud.vms().map((v) => v.id)).toEqual([inst.id]);
+    // still held for later calls until release()
+    const second = create(set);
+    const h2 = await cloud.waitForHeld();
+    h2.fail(new Error("nope"));
+    await expect(second).rejects.toThrow("nope");
+    cloud.release();
+    await expect(create(set)).resolves.toBeDefined();
+  });
+
+  it("runs the crunch-run protocol through the in-process executor", async () => {
+    const { cloud, set, clock, api } = setup({ containerRunTimeMs: 5000, containerExitCode: 3 });
+    const inst = await create(set);
+    const exec = inProcessExecutorFactory(cloud)(target(inst));
+    const secret = await exec.execute("cat /var/run/arvados-instance-secret");
+    expect(secret.stdout.toString()).toBe(inst.tags[keys.instanceSecret]);
+    expect((await exec.execute("md5sum /tmp/arvados-crunch-run/crunch-run~abc")).exitCode).toBe(1);
+    const script =
+      'set -e; dstdir="/tmp/arvados-crunch-run/"; dstfile="/tmp/arvados-crunch-run/crunch-run~abc"; mkdir -p "$dstdir"; touch "$dstfile"; chmod 0755 "$dstdir" "$dstfile"; cat >"$dstfile"';
+    expect((await exec.execute(script, { stdin: "binary" })).exitCode).toBe(0);
+    const md5 = await exec.execute("md5sum /tmp/arvados-crunch-run/crunch-run~abc");
+    expect(md5.stdout.toString()).toBe(
+      `${createHash("md5").update("binary").digest("hex")}  /tmp/arvados-crunch-run/crunch-run~abc\n`,
+    );
+    const runner = "/tmp/arvados-crunch-run/crunch-run~abc";
+    const uuid = "zzzzz-dz642-000000000000001";
+    const config = {
+      Env: { ARVADOS_API_HOST: "api.example:443", ARVADOS_API_TOKEN: "tok" },
+      KeepBuffers: 0,
+    };
+    const started = await exec.execute(
+      `${runner} --detach --stdin-config '--runtime-engine=docker' '${uuid}'`,
+      {
+        stdin: JSON.stringify(config),
+      },
+    );
+    expect(started.exitCode).toBe(0);
+    expect(JSON.parse(started.stdout.toString())).toEqual({ UUID: uuid, PID: 1000 });
+    expect((await exec.execute(`${runner} --list`)).stdout.toString()).toBe(`${uuid}\n`);
+    await clock.waitForSleepers(1);
+    expect(api.map((c) => c.body)).toEqual([{ container: { state: "Running" } }]);
+    expect(api[0]?.url).toBe(`https://api.example:443/arvados/v1/containers/${uuid}`);
+    expect(api[0]?.token).toBe("tok");
+    await clock.advance(5000);
+    expect(api.map((c) => c.body)).toEqual([
+      { container: { state: "Running" } },
+      { container: { state: "Complete", exit_code: 3 } },
+    ]);
+    expect((await exec.execute(`${runner} --list`)).stdout.toString()).toBe("");
+  });
+});
+
+describe("stub knobs", () => {
+  it("MaxInstances gives a quota error", async () => {
+    const { set } = setup({ maxInstances: 1 });
+    await create(set);
+    await expect(create(set)).rejects.toSatisfy((e) => QuotaError.is(e));
+  });
+
+  it("fails every Nth call with the chosen kind", async () => {
+    const { set, clock } = setup({
+      failCreate: { every: 2, kind: "rate-limit" },
+      failList: { every: 3, kind: "capacity-quota-group" },
+      rateLimitRetryAfterMs: 7000,
+    });
+    await create(set);
+    const err = await create(set).catch((e: unknown) => e);
+    expect(RateLimitError.is(err) && err.earliestRetry.getTime()).toBe(clock.now() + 7000);
+    await create(set);
+    await set.instances({});
+    await set.instances({});
+    const listErr = await set.instances({}).catch((e: unknown) => e);
+    expect(CapacityError.is(listErr) && listErr.scope).toBe("quota-group");
+  });
+});
