@@ -1,0 +1,141 @@
+import type { InstanceId, InstanceSetId, InstanceType } from "@dispatch-cloud/cloud-driver-api";
+
+/** A container UUID (`zzzzz-dz642-0123456789abcde`). */
+export type ContainerUuid = string & { readonly __brand: "ContainerUuid" };
+export const containerUuid = (uuid: string): ContainerUuid => uuid as ContainerUuid;
+
+/**
+ * A worker's state, with Arvados's JSON strings.
+ * - `unknown`: listed in the cloud but not created by this process, and not boot-probed yet;
+ * - `booting`: created by this process, boot probe not passed yet;
+ * - `idle` / `running`: ready, without / with containers;
+ * - `shutdown`: destroy requested; stays until the VM leaves the listing.
+ */
+export type WorkerState = "unknown" | "booting" | "idle" | "running" | "shutdown";
+export const WORKER_STATES: readonly WorkerState[] = [
+  "unknown",
+  "booting",
+  "idle",
+  "running",
+  "shutdown",
+];
+
+/**
+ * What the pool does with an idle worker: `run` (take containers, shut down after TimeoutIdle),
+ * `hold` (never shut down automatically, take no new containers), `drain` (shut down as soon
+ * as nothing runs, take no new containers).
+ */
+export type IdleBehavior = "run" | "hold" | "drain";
+export const IDLE_BEHAVIORS: readonly IdleBehavior[] = ["run", "hold", "drain"];
+export const isIdleBehavior = (v: unknown): v is IdleBehavior =>
+  v === "run" || v === "hold" || v === "drain";
+
+/** How a worker's boot ended (metric label); each worker reports at most one. */
+export type BootOutcome = "failure" | "success" | "aborted" | "disappeared";
+export const BOOT_OUTCOMES: readonly BootOutcome[] = [
+  "failure",
+  "success",
+  "aborted",
+  "disappeared",
+];
+
+/**
+ * One worker (or one pending create) as the scheduler and the management API see it. Field
+ * names are the management API's JSON (`GET /arvados/v1/dispatch/instances`), so the view
+ * serialises as is.
+ */
+export interface InstanceView {
+  /** The cloud's instance id; "" for a create that has not returned yet. */
+  readonly instance: string;
+  readonly address: string;
+  /** The configured price of the instance type. */
+  readonly price: number;
+  readonly arvados_instance_type: string;
+  readonly provider_instance_type: string;
+  readonly last_container_uuid: string;
+  /** RFC 3339; Go's zero time `0001-01-01T00:00:00Z` for a pending create. */
+  readonly last_busy: string;
+  /** Running and starting containers, sorted; null for a pending create. */
+  readonly running_container_uuids: readonly string[] | null;
+  readonly worker_state: WorkerState;
+  readonly idle_behavior: IdleBehavior;
+}
+
+/** Why `create` declined. */
+export type CreateRefusal =
+  "runner-unavailable" | "at-capacity" | "at-quota" | "throttled" | "max-concurrent-creates";
+
+export type CreateResult =
+  | { readonly ok: true; readonly view: InstanceView }
+  | { readonly ok: false; readonly reason: CreateRefusal };
+
+/** The outcome of an admin action on one instance; `error` is the management API's 404 text. */
+export type ActionResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+/** The part of a container record StartContainer needs. */
+export interface ContainerToStart {
+  readonly uuid: ContainerUuid | string;
+  /** When the container was created (for the queue→crunch-run latency metric). */
+  readonly createdAt: Date;
+}
+
+/**
+ * The pool's settings, derived by the caller from `Clusters.<id>.Containers` (and
+ * `CloudVMs`). Durations are milliseconds; a value ≤ 0 means the Arvados default.
+ */
+export interface WorkerPoolConfig {
+  readonly instanceSetId: InstanceSetId;
+  /** `ClusterID`: `--list` lines for other clusters are ignored. */
+  readonly clusterId: string;
+  /** `InstanceTypes`, keyed by name. */
+  readonly instanceTypes: Readonly<Record<string, InstanceType>>;
+  readonly imageId: string;
+  /** `CloudVMs.TagKeyPrefix` (default `Arvados`). */
+  readonly tagKeyPrefix?: string;
+  /** `CloudVMs.BootProbeCommand`; "" means `true`. */
+  readonly bootProbeCommand: string;
+  readonly instanceInitCommand?: string;
+  /** `CloudVMs.DeployRunnerBinary`: a local file to install on every VM; "" installs nothing. */
+  readonly deployRunnerBinary: string;
+  /** `CloudVMs.DeployRunnerDirectory` (default `/tmp/arvados-crunch-run`). */
+  readonly deployRunnerDirectory?: string;
+  /** `Containers.CrunchRunCommand`, used when nothing is deployed (default `crunch-run`). */
+  readonly crunchRunCommand?: string;
+  /** `Containers.RuntimeEngine` (default `docker`). */
+  readonly runtimeEngine?: string;
+  readonly crunchRunArgumentsList?: readonly string[];
+  /** An authorized_keys line to install on new VMs, or null (`DeployPublicKey: false`). */
+  readonly publicKey: string | null;
+  readonly maxProbesPerSecond?: number;
+  /** 0 = unlimited. */
+  readonly maxConcurrentInstanceCreateOps?: number;
+  /** 0 = unlimited. */
+  readonly maxInstances?: number;
+  readonly probeIntervalMs?: number;
+  readonly syncIntervalMs?: number;
+  readonly timeoutIdleMs?: number;
+  readonly timeoutBootingMs?: number;
+  readonly timeoutProbeMs?: number;
+  readonly timeoutShutdownMs?: number;
+  readonly timeoutTermMs?: number;
+  readonly timeoutSignalMs?: number;
+  readonly timeoutStaleRunLockMs?: number;
+  /** What crunch-run gets in its environment (never in argv). */
+  readonly apiHost: string;
+  readonly apiInsecure: boolean;
+  readonly systemRootToken: string;
+  /** `Containers.LocalKeepBlobBuffersPerVCPU`; > 0 also sends the cluster config. */
+  readonly localKeepBlobBuffersPerVcpu: number;
+  /** `CloudVMs.Driver`: `ec2` turns on crunch-run's spot interruption check. */
+  readonly driver: string;
+  /**
+   * The whole cluster config in Go's JSON encoding (durations as strings, sizes as integers,
+   * no ClusterID), sent to crunch-run as `Cluster` when LocalKeepBlobBuffersPerVCPU > 0.
+   */
+  readonly clusterConfigJson?: unknown;
+}
+
+/** The per-state worker counts of `countWorkers`. */
+export type WorkerCounts = Readonly<Record<WorkerState, number>>;
+
+export type { InstanceId };
