@@ -33,34 +33,15 @@ export const DELETERS_PER_KIND = 4;
 /** Tag the driver adds to VMs and NICs so dangling NICs can be aged. */
 export const CREATED_AT_TAG = "created-at";
 
-/** Just enough of setInterval for the GC loop, so tests can drive it. */
-export interface IntervalTimers {
-  setInterval(callback: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
 /** Factory options for what must not come from config.yml (tests, embedding). */
 export interface AzureDriverOptions {
   /** Used instead of a ClientSecretCredential built from TenantID/ClientID/ClientSecret. */
   readonly credential?: TokenCredential;
-  /** The clock for created-at tags, resource ages and Retry-After. */
+  /** The clock for created-at tags, resource ages, Retry-After and the 5-minute GC loop. */
   readonly clock?: Clock;
-  /** Timers for the 5-minute GC loop. */
-  readonly timers?: IntervalTimers;
   /** How often to poll long-running operations; the SDK default when absent. */
   readonly pollIntervalMs?: number;
 }
-
-const realTimers: IntervalTimers = {
-  setInterval(callback, ms) {
-    const t = setInterval(callback, ms);
-    t.unref();
-    return t;
-  },
-  clearInterval(handle) {
-    clearInterval(handle as ReturnType<typeof setInterval>);
-  },
-};
 
 /** `Containers.CloudVMs.Driver: azure`. */
 export function createAzureDriver(options: AzureDriverOptions = {}): DriverFactory {
@@ -71,7 +52,6 @@ export function createAzureDriver(options: AzureDriverOptions = {}): DriverFacto
     const logger = context.logger;
     const clients = buildClients(params, buildCredential(params, options.credential));
     const clock = options.clock ?? systemClock;
-    const now = () => new Date(clock.now());
     let blob: ContainerClient | undefined;
     let blobServiceUrl = "";
     if (params.StorageAccount !== "" && params.BlobContainer !== "") {
@@ -80,7 +60,7 @@ export function createAzureDriver(options: AzureDriverOptions = {}): DriverFacto
         blob = built.container;
         blobServiceUrl = built.serviceUrl;
       } catch (err) {
-        throw classifyAzureError(err, now());
+        throw classifyAzureError(err, new Date(clock.now()));
       }
     } else if (params.StorageAccount !== "" || params.BlobContainer !== "") {
       logger.error(
@@ -95,8 +75,7 @@ export function createAzureDriver(options: AzureDriverOptions = {}): DriverFacto
       namePrefix: `compute-${context.instanceSetId}-`,
       blob,
       blobServiceUrl,
-      now,
-      timers: options.timers ?? realTimers,
+      clock,
       pollIntervalMs: options.pollIntervalMs,
     });
   };
@@ -109,8 +88,7 @@ interface SetDeps {
   readonly namePrefix: string;
   readonly blob: ContainerClient | undefined;
   readonly blobServiceUrl: string;
-  readonly now: () => Date;
-  readonly timers: IntervalTimers;
+  readonly clock: Clock;
   readonly pollIntervalMs: number | undefined;
 }
 
@@ -122,10 +100,9 @@ export class AzureInstanceSet implements InstanceSet {
   private readonly nicDeleter: BoundedDeleter;
   private readonly blobDeleter: BoundedDeleter;
   private readonly diskDeleter: BoundedDeleter;
-  private readonly gcTimer: unknown;
+  private readonly gcLoop: Promise<void>;
   private readonly stopping = new AbortController();
   private readonly inFlight = new Set<Promise<unknown>>();
-  private gcRunning: Promise<void> | undefined;
   private stopped = false;
 
   constructor(private readonly d: SetDeps) {
@@ -136,14 +113,25 @@ export class AzureInstanceSet implements InstanceSet {
     this.nicDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("NIC"));
     this.blobDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("blob"));
     this.diskDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("disk"));
-    this.gcTimer = d.timers.setInterval(() => {
-      if (this.gcRunning !== undefined) return;
-      this.gcRunning = this.collectGarbage(this.stopping.signal)
-        .catch((err: unknown) => this.log.warn({ error: errorMessage(err) }, "Error collecting garbage"))
-        .finally(() => {
-          this.gcRunning = undefined;
-        });
-    }, GC_INTERVAL_MS);
+    this.gcLoop = this.runGcLoop();
+  }
+
+  /** Every 5 minutes (the first pass 5 minutes after start) until stop(). */
+  private async runGcLoop(): Promise<void> {
+    const signal = this.stopping.signal;
+    for (;;) {
+      try {
+        await this.d.clock.sleep(GC_INTERVAL_MS, signal);
+      } catch {
+        return; // stopped
+      }
+      try {
+        await this.collectGarbage(signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        this.log.warn({ error: errorMessage(err) }, "Error collecting garbage");
+      }
+    }
   }
 
   /** `compute-<InstanceSetID>-`: every VM, NIC, disk and blob this set owns starts with it. */
@@ -168,9 +156,8 @@ export class AzureInstanceSet implements InstanceSet {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.d.timers.clearInterval(this.gcTimer);
     this.stopping.abort();
-    await Promise.allSettled([...this.inFlight, this.gcRunning]);
+    await Promise.allSettled([...this.inFlight, this.gcLoop]);
     await Promise.all([this.nicDeleter.stop(), this.blobDeleter.stop(), this.diskDeleter.stop()]);
   }
 
@@ -202,8 +189,12 @@ export class AzureInstanceSet implements InstanceSet {
     };
   }
 
+  private now(): Date {
+    return new Date(this.d.clock.now());
+  }
+
   private classify(err: unknown): Error {
-    return classifyAzureError(err, this.d.now());
+    return classifyAzureError(err, this.now());
   }
 
   private async doCreate(req: CreateRequest, signal?: AbortSignal): Promise<Instance> {
@@ -236,7 +227,7 @@ export class AzureInstanceSet implements InstanceSet {
     let suffix = "";
     for (let i = 0; i < 15; i++) suffix += NAME_ALPHABET[randomInt(NAME_ALPHABET.length)];
     const name = this.d.namePrefix + suffix;
-    const tags: Record<string, string> = { ...req.tags, [CREATED_AT_TAG]: this.d.now().toISOString() };
+    const tags: Record<string, string> = { ...req.tags, [CREATED_AT_TAG]: this.now().toISOString() };
     const log = this.log.child({ Instance: name, InstanceType: type.Name });
     const sub = encodeURIComponent(p.SubscriptionID);
 
@@ -358,7 +349,7 @@ export class AzureInstanceSet implements InstanceSet {
 
   private async doInstances(signal?: AbortSignal): Promise<Instance[]> {
     const p = this.p;
-    const now = this.d.now();
+    const now = this.now();
     const attachedNics = new Map<string, NetworkInterface>();
     const pages = this.d.clients.network.networkInterfaces
       .list(p.ResourceGroup, signal === undefined ? {} : { abortSignal: signal })
@@ -419,7 +410,7 @@ export class AzureInstanceSet implements InstanceSet {
   }
 
   private async collectBlobs(container: ContainerClient, signal?: AbortSignal): Promise<void> {
-    const now = this.d.now().getTime();
+    const now = this.now().getTime();
     const maxAge = this.p.DeleteDanglingResourcesAfter;
     const pages = container
       .listBlobsFlat({ prefix: this.d.namePrefix, ...(signal === undefined ? {} : { abortSignal: signal }) })
@@ -445,7 +436,7 @@ export class AzureInstanceSet implements InstanceSet {
   }
 
   private async collectDisks(signal?: AbortSignal): Promise<void> {
-    const now = this.d.now().getTime();
+    const now = this.now().getTime();
     const maxAge = this.p.DeleteDanglingResourcesAfter;
     const rg = this.p.ImageResourceGroup;
     const disks = this.d.clients.compute.disks.listByResourceGroup(

@@ -6,7 +6,6 @@ export {
   DELETERS_PER_KIND,
   GC_INTERVAL_MS,
   type AzureDriverOptions,
-  type IntervalTimers,
 } from "./driver.js";
 export { classifyAzureError, parseRetryAfter, DEFAULT_RETRY_AFTER_MS } from "./classify.js";
 export { AzureDriverError, type AzureDriverErrorReason } from "./errors.js";

@@ -1,0 +1,10 @@
+export {
+  FakeArm,
+  type ArmResource,
+  type ArmResourceKind,
+  type FakeArmOptions,
+  type Hold,
+  type InjectedFailure,
+  type RequestMatch,
+} from "./fake-arm.js";
+export { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from "./azurite.js";
