@@ -71,6 +71,18 @@ const cases: { name: string; err: unknown; expect: Expect }[] = [
     expect: { kind: "quota" },
   },
   {
+    name: "a long-running operation that failed on quota (core-lro's error)",
+    err: new Error(
+      "The long-running operation has failed. OperationNotAllowed. Operation could not be completed as it results in exceeding approved standardDSv3Family Cores quota.",
+    ),
+    expect: { kind: "quota" },
+  },
+  {
+    name: "a long-running operation that failed otherwise",
+    err: new Error("The long-running operation has failed. InternalExecutionError. An internal execution error occurred."),
+    expect: { kind: "unchanged" },
+  },
+  {
     name: "allocation failure is not classified (Azure has no capacity kind)",
     err: restError(409, "AllocationFailed", "Allocation failed. We do not have sufficient capacity for the requested VM size in this region."),
     expect: { kind: "unchanged" },

@@ -20,8 +20,9 @@ interface ErrorFacts {
  *   (Arvados panics on a 429 without the header; we back off instead.)
  * - an Azure error code or message matching exceed/quota/limit → QuotaError.
  * - anything else is returned unchanged.
- * Only errors that came back from the service (an HTTP status or an Azure error code) are
- * classified; transport and programming errors pass through.
+ * Only errors that came back from the service (an HTTP status, an Azure error code, or a
+ * long-running operation that failed) are classified; transport and programming errors pass
+ * through.
  */
 export function classifyAzureError(err: unknown, now: Date): Error {
   const original = err instanceof Error ? err : new Error(errorMessage(err));
@@ -64,8 +65,11 @@ function factsOf(err: unknown): ErrorFacts | undefined {
     .filter((m): m is string => m !== undefined && m !== "")
     .filter((m, i, all) => all.indexOf(m) === i)
     .join(": ");
+  // core-lro reports an operation that ended `Failed` as a plain Error whose message carries
+  // the ARM error code and message, with no status: still the service's answer.
+  const lroFailure = errorMessage(err).startsWith("The long-running operation has failed");
   const fromService =
-    status !== undefined || retryAfter !== undefined || (code !== undefined && code !== "");
+    lroFailure || status !== undefined || retryAfter !== undefined || (code !== undefined && code !== "");
   if (!fromService) return undefined;
   return { status: status ?? numberOr(response?.status), retryAfter, code, message };
 }

@@ -35,6 +35,8 @@ export interface RequestMatch {
   readonly kind?: ArmResourceKind | "listKeys";
   /** Matches when the resource name starts with this. */
   readonly namePrefix?: string;
+  /** Matches only list requests for a page after the first (those following a nextLink). */
+  readonly laterPage?: boolean;
 }
 
 export interface InjectedFailure {
@@ -200,7 +202,9 @@ export class FakeArm {
   }
 
   get(kind: ArmResourceKind, resourceGroup: string, name: string): ArmResource | undefined {
-    return this.resources.get(this.idOf("sub", resourceGroup, kind, name, true));
+    const [ns, type] = TYPES[kind];
+    const tail = `/resourcegroups/${resourceGroup}/providers/${ns}/${type}/${name}`.toLowerCase();
+    return [...this.resources.values()].find((r) => r.id.toLowerCase().endsWith(tail));
   }
 
   /** Store a NIC directly (e.g. a dangling one with an old created-at tag). */
@@ -246,7 +250,7 @@ export class FakeArm {
       return this.pollOperation(res, parsed.opId!, parsed.kind === "operationResult");
     }
 
-    const match = { method, kind: parsed.kind, name: parsed.name ?? "" };
+    const match = { method, kind: parsed.kind, name: parsed.name ?? "", laterPage: url.searchParams.has("$skiptoken") };
     for (const h of this.holds) {
       if (!h.released && matches(h.match, match)) {
         await new Promise<void>((resolve) => {
@@ -545,8 +549,9 @@ export class FakeArm {
   }
 }
 
-function matches(m: RequestMatch, r: { method: string; kind: string; name: string }): boolean {
+function matches(m: RequestMatch, r: { method: string; kind: string; name: string; laterPage: boolean }): boolean {
   return (
+    (m.laterPage === undefined || m.laterPage === r.laterPage) &&
     (m.method === undefined || m.method === r.method) &&
     (m.kind === undefined || m.kind === r.kind) &&
     (m.namePrefix === undefined || r.name.startsWith(m.namePrefix))

@@ -1,0 +1,449 @@
+import type { AccessToken, TokenCredential } from "@azure/identity";
+import {
+  QuotaError,
+  RateLimitError,
+  instanceSetId,
+  type CreateRequest,
+  type InstanceType,
+  type Logger,
+} from "@dispatch-cloud/cloud-driver-api";
+import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import { afterEach, describe, expect, it } from "vitest";
+import { AzureDriverError, GC_INTERVAL_MS, createAzureDriver, type AzureInstanceSet } from "./index.js";
+import { FakeArm } from "./testing/index.js";
+
+const SUB = "sub-1";
+const RG = "rg1";
+const SET_ID = "zzzzz-test";
+const PREFIX = `compute-${SET_ID}-`;
+const START = Date.parse("2025-01-01T00:00:00Z");
+
+export const fakeCredential: TokenCredential = {
+  getToken: (): Promise<AccessToken> =>
+    Promise.resolve({ token: "fake-token", expiresOnTimestamp: Date.now() + 3_600_000 }),
+};
+
+export interface LogLine {
+  level: string;
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+export function recordingLogger(lines: LogLine[], base: Record<string, unknown> = {}): Logger {
+  const at =
+    (level: string) =>
+    (fields: Record<string, unknown>, msg: string): void => {
+      lines.push({ level, fields: { ...base, ...fields }, msg });
+    };
+  return {
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    child: (fields) => recordingLogger(lines, { ...base, ...fields }),
+  };
+}
+
+export function instanceType(overrides: Partial<InstanceType> = {}): InstanceType {
+  return {
+    Name: "small",
+    ProviderType: "Standard_D2s_v3",
+    VCPUs: 2,
+    RAM: 8 << 30,
+    IncludedScratch: 16 << 30,
+    AddedScratch: 0,
+    Scratch: 16 << 30,
+    Price: 0.1,
+    Preemptible: false,
+    GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
+    ...overrides,
+  };
+}
+
+function request(overrides: Partial<CreateRequest> = {}): CreateRequest {
+  return {
+    instanceType: instanceType(),
+    imageId: "image-1",
+    tags: { ArvadosInstanceSetID: SET_ID, ArvadosInstanceType: "small" },
+    initCommand: "echo hello",
+    publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample test@key",
+    ...overrides,
+  };
+}
+
+interface Harness {
+  fake: FakeArm;
+  clock: ManualClock;
+  set: AzureInstanceSet;
+  logs: LogLine[];
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(parameters: Record<string, unknown> = {}, fakeArm?: FakeArm): Promise<Harness> {
+  const fake = fakeArm ?? (await FakeArm.start());
+  if (fakeArm === undefined) cleanups.push(() => fake.close());
+  const clock = new ManualClock(START);
+  const logs: LogLine[] = [];
+  const set = (await createAzureDriver({ credential: fakeCredential, clock, pollIntervalMs: 1 })({
+    parameters: {
+      SubscriptionID: SUB,
+      ResourceGroup: RG,
+      Network: "net1",
+      Subnet: "subnet1",
+      ResourceManagerEndpoint: fake.endpoint,
+      ...parameters,
+    },
+    instanceSetId: instanceSetId(SET_ID),
+    sharedResourceTags: {},
+    logger: recordingLogger(logs),
+    registry: null,
+  })) as AzureInstanceSet;
+  cleanups.push(() => set.stop());
+  return { fake, clock, set, logs };
+}
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function vmProps(h: Harness, name: string): Json {
+  return h.fake.get("virtualMachines", RG, name)!.properties as Json;
+}
+
+describe("create", () => {
+  it("creates a NIC and a VM from a managed image", async () => {
+    const h = await setup();
+    const inst = await h.set.create(request());
+    const name = inst.toString();
+    expect(name).toMatch(new RegExp(`^${PREFIX}[a-z0-9]{15}$`));
+
+    const nic = h.fake.get("networkInterfaces", RG, `${name}-nic`)!;
+    expect(nic.location).toBe("centralus");
+    expect(nic.tags["created-at"]).toBe(new Date(START).toISOString());
+    const ipConfig = (nic.properties as Json)["ipConfigurations"][0];
+    expect(ipConfig.name).toBe("ip1");
+    expect(ipConfig.properties.privateIPAllocationMethod).toBe("Dynamic");
+    expect(ipConfig.properties.subnet.id).toBe(
+      `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Network/virtualnetworks/net1/subnets/subnet1`,
+    );
+
+    const vm = h.fake.get("virtualMachines", RG, name)!;
+    expect(vm.tags).toEqual({ ...request().tags, "created-at": new Date(START).toISOString() });
+    const p = vm.properties as Json;
+    expect(p["hardwareProfile"].vmSize).toBe("Standard_D2s_v3");
+    expect(p["storageProfile"].imageReference.id).toBe(
+      `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/images/image-1`,
+    );
+    expect(p["storageProfile"].osDisk).toMatchObject({ osType: "Linux", name: `${name}-os`, createOption: "FromImage" });
+    expect(p["networkProfile"].networkInterfaces).toEqual([
+      { id: nic.id, properties: { primary: true } },
+    ]);
+    expect(p["osProfile"].computerName).toBe(name);
+    expect(p["osProfile"].adminUsername).toBe("crunch");
+    expect(Buffer.from(p["osProfile"].customData, "base64").toString()).toBe("#!/bin/sh\necho hello\n");
+    expect(p["osProfile"].linuxConfiguration.disablePasswordAuthentication).toBe(true);
+    expect(p["osProfile"].linuxConfiguration.ssh.publicKeys).toEqual([
+      { path: "/home/crunch/.ssh/authorized_keys", keyData: request().publicKey },
+    ]);
+    expect(p["priority"]).toBeUndefined();
+    expect(p["evictionPolicy"]).toBeUndefined();
+
+    expect(inst.id).toBe(vm.id);
+    expect(inst.providerType).toBe("Standard_D2s_v3");
+    expect(inst.address).toMatch(/^127\.77\.\d+\.\d+$/);
+    expect(inst.remoteUser).toBe("crunch");
+    expect(inst.tags["ArvadosInstanceType"]).toBe("small");
+    expect(inst.priceHistory(instanceType())).toEqual([]);
+    expect(await inst.verifyHostKey(Buffer.alloc(0), { run: () => Promise.reject(new Error("unused")) })).toEqual({
+      kind: "not-implemented",
+    });
+    // Create waited for both long-running operations to finish.
+    expect(p["provisioningState"]).toBe("Succeeded");
+    expect(h.fake.requests.filter((r) => r.startsWith("GET /fakeOperations/")).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("uses a shared gallery image version in ImageResourceGroup, and AdminUsername", async () => {
+    const h = await setup({
+      SharedImageGalleryName: "gal",
+      SharedImageGalleryImageVersion: "1.2.3",
+      ImageResourceGroup: "images",
+      NetworkResourceGroup: "netrg",
+      AdminUsername: "arvados",
+    });
+    const inst = await h.set.create(request({ publicKey: null }));
+    const p = vmProps(h, inst.toString());
+    expect(p["storageProfile"].imageReference.id).toBe(
+      `/subscriptions/${SUB}/resourceGroups/images/providers/Microsoft.Compute/galleries/gal/images/image-1/versions/1.2.3`,
+    );
+    expect(p["osProfile"].adminUsername).toBe("arvados");
+    expect(p["osProfile"].linuxConfiguration.ssh).toBeUndefined();
+    expect(inst.remoteUser).toBe("arvados");
+    const nic = h.fake.get("networkInterfaces", RG, `${inst.toString()}-nic`)!;
+    expect((nic.properties as Json)["ipConfigurations"][0].properties.subnet.id).toContain("/resourceGroups/netrg/");
+  });
+
+  it.each([
+    [{ SharedImageGalleryName: "gal" }],
+    [{ SharedImageGalleryImageVersion: "1.0.0" }],
+  ])("refuses half-given gallery settings %j without leaving resources", async (params) => {
+    const h = await setup(params);
+    const err = await h.set.create(request()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AzureDriverError);
+    expect((err as Error).message).toBe(
+      "Invalid configuration: SharedImageGalleryName and SharedImageGalleryImageVersion must both be set or both be empty",
+    );
+    expect(h.fake.list("networkInterfaces")).toEqual([]);
+    expect(h.fake.list("virtualMachines")).toEqual([]);
+  });
+
+  it("refuses a VHD image URL without StorageAccount and BlobContainer", async () => {
+    const h = await setup({ StorageAccount: "acct" });
+    expect(h.logs.some((l) => l.level === "error" && l.msg.includes("StorageAccount and BlobContainer must both"))).toBe(true);
+    await expect(h.set.create(request({ imageId: "https://acct.blob.core.windows.net/images/base.vhd" }))).rejects.toThrow(
+      "Invalid configuration: can't configure unmanaged image URL without StorageAccount and BlobContainer",
+    );
+    expect(h.fake.list("networkInterfaces")).toEqual([]);
+  });
+
+  it("asks for a spot VM with eviction Delete and max price -1 for preemptible types", async () => {
+    const h = await setup();
+    const inst = await h.set.create(request({ instanceType: instanceType({ Name: "small.preemptible", Preemptible: true }) }));
+    const p = vmProps(h, inst.toString());
+    expect(p["priority"]).toBe("Spot");
+    expect(p["evictionPolicy"]).toBe("Delete");
+    expect(p["billingProfile"]).toEqual({ maxPrice: -1 });
+  });
+
+  it("refuses AddedScratch with the Arvados message", async () => {
+    const h = await setup();
+    await expect(
+      h.set.create(request({ instanceType: instanceType({ Name: "big", AddedScratch: 100_000_000_000 }) })),
+    ).rejects.toThrow('cannot create instance type "big": driver does not implement non-zero AddedScratch (100000000000)');
+    expect(h.fake.requests).toEqual([]);
+  });
+
+  it.each([false, true])("deletes the NIC when the VM create fails (async=%s) and classifies the error", async (async) => {
+    const h = await setup();
+    h.fake.failNext(
+      { method: "PUT", kind: "virtualMachines" },
+      {
+        status: 409,
+        code: "OperationNotAllowed",
+        message: "Operation could not be completed as it results in exceeding approved standardDSv3Family Cores quota.",
+        async,
+      },
+    );
+    const err = await h.set.create(request()).catch((e: unknown) => e);
+    expect(QuotaError.is(err)).toBe(true);
+    expect((err as Error).message).toContain("exceeding approved standardDSv3Family Cores quota");
+    expect(h.fake.list("networkInterfaces")).toEqual([]);
+    expect(h.fake.list("virtualMachines")).toEqual([]);
+    expect(h.fake.deleted.some((id) => id.endsWith("-nic"))).toBe(true);
+  });
+
+  it("returns a RateLimitError when the NIC create is throttled, and creates nothing", async () => {
+    const h = await setup();
+    h.fake.failNext({ method: "PUT", kind: "networkInterfaces" }, { status: 429, code: "TooManyRequests", message: "throttled", retryAfter: "7" });
+    const err = await h.set.create(request()).catch((e: unknown) => e);
+    expect(RateLimitError.is(err)).toBe(true);
+    expect((err as RateLimitError).earliestRetry.getTime()).toBe(START + 7000);
+    expect(h.fake.list("virtualMachines")).toEqual([]);
+  });
+});
+
+describe("instances", () => {
+  it("joins VMs with their NICs across pages", async () => {
+    const h = await setup();
+    const created = [];
+    for (let i = 0; i < 5; i++) created.push(await h.set.create(request()));
+    const listed = await h.set.instances({ ArvadosInstanceSetID: SET_ID });
+    expect(listed.map((i) => i.id).sort()).toEqual(created.map((i) => i.id).sort());
+    for (const inst of listed) {
+      const orig = created.find((c) => c.id === inst.id)!;
+      expect(inst.address).toBe(orig.address);
+      expect(inst.address).not.toBe("");
+      expect(inst.providerType).toBe("Standard_D2s_v3");
+      expect(inst.tags["ArvadosInstanceSetID"]).toBe(SET_ID);
+    }
+    // pageSize 2: three pages each of NICs and VMs.
+    expect(h.fake.requests.filter((r) => r.endsWith("/networkInterfaces")).length).toBe(3);
+    expect(h.fake.requests.filter((r) => r.endsWith("/virtualMachines")).length).toBe(3);
+  });
+
+  it("returns the classified error when the first page fails", async () => {
+    const h = await setup();
+    h.fake.failNext({ method: "GET", kind: "networkInterfaces" }, { status: 429, code: "TooManyRequests", message: "slow down" });
+    const err = await h.set.instances({}).catch((e: unknown) => e);
+    expect(RateLimitError.is(err)).toBe(true);
+    expect((err as RateLimitError).earliestRetry.getTime()).toBe(START + 20_000);
+
+    h.fake.failNext({ method: "GET", kind: "virtualMachines" }, { status: 429, code: "TooManyRequests", message: "slow", retryAfter: "Wed, 01 Jan 2025 00:01:00 GMT" });
+    const err2 = await h.set.instances({}).catch((e: unknown) => e);
+    expect((err2 as RateLimitError).earliestRetry.toISOString()).toBe("2025-01-01T00:01:00.000Z");
+  });
+
+  it("keeps what it gathered when a later NIC page fails", async () => {
+    const h = await setup();
+    const created = [];
+    for (let i = 0; i < 3; i++) created.push(await h.set.create(request()));
+    h.fake.failNext({ method: "GET", kind: "networkInterfaces", laterPage: true }, { status: 400, code: "BadRequest", message: "bad page" });
+    const listed = await h.set.instances({});
+    expect(listed.map((i) => i.id).sort()).toEqual(created.map((i) => i.id).sort());
+    // The NIC on the failed page is unknown, so that VM's address is not known yet.
+    expect(listed.filter((i) => i.address === "")).toHaveLength(1);
+    expect(h.logs.some((l) => l.msg === "Error listing nics")).toBe(true);
+  });
+
+  it("deletes dangling NICs only once they are older than DeleteDanglingResourcesAfter", async () => {
+    const h = await setup({ DeleteDanglingResourcesAfter: "1m" });
+    const at = (ms: number) => ({ "created-at": new Date(START - ms).toISOString() });
+    h.fake.addNic(SUB, RG, `${PREFIX}old-nic`, at(61_000));
+    h.fake.addNic(SUB, RG, `${PREFIX}young-nic`, at(59_000));
+    h.fake.addNic(SUB, RG, `${PREFIX}untagged-nic`, {});
+    h.fake.addNic(SUB, RG, "someone-elses-nic", at(3_600_000));
+    const attached = await h.set.create(request());
+
+    await h.set.instances({});
+    await h.set.deletionsIdle();
+    const names = () => h.fake.list("networkInterfaces").map((n) => n.name).sort();
+    expect(names()).toEqual(
+      [`${PREFIX}untagged-nic`, `${PREFIX}young-nic`, `${attached.toString()}-nic`, "someone-elses-nic"].sort(),
+    );
+    expect(h.logs.some((l) => l.msg.startsWith(`Will delete ${PREFIX}old-nic because it is older than 60s`))).toBe(true);
+
+    await h.clock.advance(2_000);
+    await h.set.instances({});
+    await h.set.deletionsIdle();
+    expect(names()).toEqual([`${PREFIX}untagged-nic`, `${attached.toString()}-nic`, "someone-elses-nic"].sort());
+  });
+
+  it("deletes at most 4 dangling NICs at a time", async () => {
+    const h = await setup();
+    for (let i = 0; i < 10; i++) h.fake.addNic(SUB, RG, `${PREFIX}n${i}-nic`, { "created-at": "2024-01-01T00:00:00Z" });
+    const hold = h.fake.hold({ method: "DELETE", kind: "networkInterfaces" });
+    await h.set.instances({});
+    await hold.untilWaiting(4);
+    // A second listing while the deletes are stuck queues nothing twice.
+    await h.set.instances({});
+    expect(hold.waiting).toBe(4);
+    hold.release();
+    await h.set.deletionsIdle();
+    expect(hold.maxWaiting).toBe(4);
+    expect(h.fake.list("networkInterfaces")).toEqual([]);
+    expect(h.fake.requests.filter((r) => r.startsWith("DELETE")).length).toBe(10);
+  });
+});
+
+describe("instance methods", () => {
+  it("setTags merges with the VM's tags", async () => {
+    const h = await setup();
+    const inst = await h.set.create(request());
+    await inst.setTags({ ArvadosIdleBehavior: "hold", ArvadosInstanceType: "other" });
+    const want = { ...request().tags, "created-at": new Date(START).toISOString(), ArvadosIdleBehavior: "hold", ArvadosInstanceType: "other" };
+    expect(h.fake.get("virtualMachines", RG, inst.toString())!.tags).toEqual(want);
+    expect(inst.tags).toEqual(want);
+    const [listed] = await h.set.instances({});
+    expect(listed!.tags).toEqual(want);
+  });
+
+  it("destroy deletes the VM; its NIC is collected once dangling and old", async () => {
+    const h = await setup();
+    const inst = await h.set.create(request());
+    await inst.destroy();
+    expect(h.fake.list("virtualMachines")).toEqual([]);
+    expect(await h.set.instances({})).toEqual([]);
+    await h.set.deletionsIdle();
+    expect(h.fake.list("networkInterfaces")).toHaveLength(1);
+    await h.clock.advance(21_000);
+    await h.set.instances({});
+    await h.set.deletionsIdle();
+    expect(h.fake.list("networkInterfaces")).toEqual([]);
+  });
+
+  it("classifies a throttled destroy", async () => {
+    const h = await setup();
+    const inst = await h.set.create(request());
+    h.fake.failNext({ method: "DELETE", kind: "virtualMachines" }, { status: 429, code: "TooManyRequests", message: "x", retryAfter: "2" });
+    const err = await inst.destroy().catch((e: unknown) => e);
+    expect((err as RateLimitError).earliestRetry.getTime()).toBe(START + 2000);
+    expect(h.fake.list("virtualMachines")).toHaveLength(1);
+  });
+
+  it("has no quota groups", async () => {
+    const h = await setup();
+    expect(h.set.instanceQuotaGroup(instanceType({ Preemptible: true }))).toBe("");
+  });
+});
+
+describe("background disk collection", () => {
+  it("every 5 minutes deletes old unattached OS disks in ImageResourceGroup, and stop() ends it", async () => {
+    const h = await setup({ ImageResourceGroup: "images" });
+    const old = new Date(START - 60_000);
+    h.fake.addDisk(SUB, "images", `${PREFIX}a-os`, { diskState: "Unattached", timeCreated: old });
+    h.fake.addDisk(SUB, "images", `${PREFIX}b-os`, { diskState: "Attached", timeCreated: old });
+    h.fake.addDisk(SUB, "images", `${PREFIX}c-data`, { diskState: "Unattached", timeCreated: old });
+    h.fake.addDisk(SUB, "images", `other-d-os`, { diskState: "Unattached", timeCreated: old });
+    h.fake.addDisk(SUB, RG, `${PREFIX}e-os`, { diskState: "Unattached", timeCreated: old });
+    h.fake.addDisk(SUB, "images", `${PREFIX}young-os`, { diskState: "Unattached", timeCreated: new Date(START + GC_INTERVAL_MS - 1000) });
+
+    await h.clock.waitForSleepers(1);
+    await h.clock.advance(GC_INTERVAL_MS - 1);
+    expect(h.fake.requests.some((r) => r.includes("/disks"))).toBe(false);
+    await h.clock.advance(1);
+    // The loop lists, queues, and goes back to sleep.
+    await h.clock.waitForSleepers(1);
+    await h.set.deletionsIdle();
+    expect(h.fake.list("disks").map((d) => d.name).sort()).toEqual(
+      [`${PREFIX}b-os`, `${PREFIX}c-data`, `other-d-os`, `${PREFIX}e-os`, `${PREFIX}young-os`].sort(),
+    );
+
+    await h.set.stop();
+    expect(h.clock.pendingSleepers).toBe(0);
+    const before = h.fake.requests.length;
+    await h.clock.advance(GC_INTERVAL_MS * 3);
+    expect(h.fake.requests.length).toBe(before);
+  });
+});
+
+describe("credentials and clouds", () => {
+  it.each([
+    ["AzurePublicCloud", "https://management.azure.com/.default"],
+    ["AzureUSGovernmentCloud", "https://management.usgovcloudapi.net/.default"],
+    ["AzureChinaCloud", "https://management.chinacloudapi.cn/.default"],
+  ])("asks for an ARM token for %s", async (env, scope) => {
+    const scopes: string[] = [];
+    const credential: TokenCredential = {
+      getToken: (s) => {
+        scopes.push(...(Array.isArray(s) ? s : [s]));
+        return Promise.reject(new Error("no token in tests"));
+      },
+    };
+    const set = await createAzureDriver({ credential, clock: new ManualClock(START) })({
+      parameters: { SubscriptionID: SUB, ResourceGroup: RG, Network: "n", Subnet: "s", CloudEnvironment: env },
+      instanceSetId: instanceSetId(SET_ID),
+      sharedResourceTags: {},
+      logger: recordingLogger([]),
+      registry: null,
+    });
+    cleanups.push(() => set.stop());
+    await expect(set.instances({})).rejects.toThrow("no token in tests");
+    expect(scopes).toEqual([scope]);
+  });
+
+  it("rejects bad parameters before touching the cloud", async () => {
+    const fake = await FakeArm.start();
+    cleanups.push(() => fake.close());
+    await expect(
+      createAzureDriver()({
+        parameters: { ResourceManagerEndpoint: fake.endpoint, ClientSecret: "hunter2" },
+        instanceSetId: instanceSetId(SET_ID),
+        sharedResourceTags: {},
+        logger: recordingLogger([]),
+        registry: null,
+      }),
+    ).rejects.toThrow(/SubscriptionID: .*\n.*TenantID/s);
+    expect(fake.requests).toEqual([]);
+  });
+});
