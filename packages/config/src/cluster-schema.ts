@@ -61,11 +61,7 @@ function decodeInstanceType(
 ): InstanceTypeConfig {
   const input: Record<string, unknown> = isMap(value) ? { ...value } : {};
   if (!isMap(value) && value !== null && value !== undefined) {
-    p.error(
-      "type",
-      path,
-      `expected a map of instance type fields, got ${show(value)}`,
-    );
+    p.error("type", path, `expected a map of instance type fields, got ${show(value)}`);
   }
   const legacy = input["CUDA"];
   delete input["CUDA"];
