@@ -1,0 +1,23 @@
+export {
+  ContainerQueue,
+  type ContainerQueueOptions,
+  type QueueClient,
+  type QueueOpResult,
+  type Logger,
+} from "./queue.js";
+export { ContainerQueueError, type QueueErrorKind } from "./errors.js";
+export {
+  resourcesNeeded,
+  estimateScratch,
+  imageSizeEstimate,
+  type OverheadConfig,
+  type ResourceInputs,
+} from "./resources.js";
+export {
+  chooseInstanceTypes,
+  compareTypes,
+  sortTypes,
+  type Selection,
+  type SelectionInputs,
+} from "./select.js";
+export type * from "./types.js";
