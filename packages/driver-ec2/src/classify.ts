@@ -99,10 +99,11 @@ export function classifyEc2Error(err: unknown, backoff: ThrottleBackoff, nowMs: 
     const text = `${aws.code}: ${aws.message}`;
     if (THROTTLE_CODES.has(aws.code)) {
       const delay = backoff.next();
-      return new RateLimitError(text, new Date(nowMs + delay), { cause: err });
+      return new RateLimitError(text, new Date(Math.floor(nowMs + delay)), { cause: err });
     }
     if (QUOTA_CODES.has(aws.code)) return new QuotaError(text, { cause: err });
-    if (aws.code === "VcpuLimitExceeded") return new CapacityError(text, "quota-group", { cause: err });
+    if (aws.code === "VcpuLimitExceeded")
+      return new CapacityError(text, "quota-group", { cause: err });
     if (isCapacityError(err)) return new CapacityError(text, "instance-type", { cause: err });
   }
   backoff.reset();

@@ -112,7 +112,9 @@ export class Ec2InstanceSet implements InstanceSet {
     const { instanceType } = request;
     // Key pair failures are not cloud-state errors the pool could back off from; pass them as is.
     const keyName =
-      request.publicKey === null ? undefined : await this.#keyPairs.resolve(request.publicKey, signal);
+      request.publicKey === null
+        ? undefined
+        : await this.#keyPairs.resolve(request.publicKey, signal);
     const input = this.runInstancesInput(request, keyName);
     const subnets = this.config.subnetIds;
     const start = this.#currentSubnet;
@@ -127,14 +129,18 @@ export class Ec2InstanceSet implements InstanceSet {
         const resp = await this.client.send(new RunInstancesCommand(input), signalOption(signal));
         instance = resp.Instances?.[0];
         if (instance === undefined) {
-          err = new Ec2DriverError("bad-response", "RunInstances succeeded but returned no instance");
+          err = new Ec2DriverError(
+            "bad-response",
+            "RunInstances succeeded but returned no instance",
+          );
         }
       } catch (e) {
         err = e;
       }
       this.metrics.instanceStarts.labels(subnet, err === undefined ? "1" : "0").inc();
       // Report the last capacity error if there was one, since that is what the pool can act on.
-      if (err !== undefined && (!isCapacityError(errToReturn) || isCapacityError(err))) errToReturn = err;
+      if (err !== undefined && (!isCapacityError(errToReturn) || isCapacityError(err)))
+        errToReturn = err;
       if (err !== undefined && isSubnetSpecificError(err) && k < subnets.length - 1) {
         this.logger.warn(
           { SubnetID: subnet, error: errorMessage(err) },
@@ -148,7 +154,10 @@ export class Ec2InstanceSet implements InstanceSet {
       throw classifyEc2Error(errToReturn, this.#createBackoff, this.#clock.now());
     }
     this.#createBackoff.reset();
-    this.logger.info({ Instance: instance!.InstanceId, InstanceType: instanceType.Name }, "created instance");
+    this.logger.info(
+      { Instance: instance!.InstanceId, InstanceType: instanceType.Name },
+      "created instance",
+    );
     return new Ec2Instance(this, instance!, "");
   }
 
@@ -165,7 +174,9 @@ export class Ec2InstanceSet implements InstanceSet {
           AssociatePublicIpAddress: false,
           DeleteOnTermination: true,
           DeviceIndex: 0,
-          ...(this.config.securityGroupIds.length === 0 ? {} : { Groups: [...this.config.securityGroupIds] }),
+          ...(this.config.securityGroupIds.length === 0
+            ? {}
+            : { Groups: [...this.config.securityGroupIds] }),
         },
       ],
       DisableApiTermination: false,
@@ -218,7 +229,9 @@ export class Ec2InstanceSet implements InstanceSet {
         resp = await this.client.send(
           new DescribeInstancesCommand({
             ...(Filters.length === 0 ? {} : { Filters }),
-            ...(this.options.listPageSize === undefined ? {} : { MaxResults: this.options.listPageSize }),
+            ...(this.options.listPageSize === undefined
+              ? {}
+              : { MaxResults: this.options.listPageSize }),
             ...(NextToken === undefined ? {} : { NextToken }),
           }),
           signalOption(signal),
@@ -313,7 +326,10 @@ export class Ec2InstanceSet implements InstanceSet {
   }
 
   async destroy(id: InstanceId, signal?: AbortSignal): Promise<void> {
-    await this.client.send(new TerminateInstancesCommand({ InstanceIds: [id] }), signalOption(signal));
+    await this.client.send(
+      new TerminateInstancesCommand({ InstanceIds: [id] }),
+      signalOption(signal),
+    );
     this.logger.info({ Instance: id }, "terminated instance");
   }
 

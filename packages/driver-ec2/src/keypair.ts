@@ -1,9 +1,5 @@
 import { createHash, createPublicKey } from "node:crypto";
-import {
-  DescribeKeyPairsCommand,
-  ImportKeyPairCommand,
-  type EC2Client,
-} from "@aws-sdk/client-ec2";
+import { DescribeKeyPairsCommand, ImportKeyPairCommand, type EC2Client } from "@aws-sdk/client-ec2";
 import { authorizedKeyWire, errorMessage } from "@dispatch-cloud/cloud-driver-api";
 import { Ec2DriverError } from "./errors.js";
 

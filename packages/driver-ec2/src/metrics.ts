@@ -10,7 +10,10 @@ export interface Ec2Metrics {
  * Metrics registered in `registry`, or unregistered ones when it is null (cloudtest), so the
  * driver code updates them the same way either way.
  */
-export function createEc2Metrics(registry: Registry | null, subnetIds: readonly string[]): Ec2Metrics {
+export function createEc2Metrics(
+  registry: Registry | null,
+  subnetIds: readonly string[],
+): Ec2Metrics {
   const registers = registry === null ? [] : [registry];
   const instances = new Gauge({
     name: "arvados_dispatchcloud_ec2_instances",

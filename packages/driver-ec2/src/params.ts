@@ -61,7 +61,10 @@ export function parseEc2Parameters(
     ebsVolumeType: ebsVolumeType === "" ? "gp2" : ebsVolumeType,
     ebsPrice: r.number("EBSPrice", { default: 0.1, min: 0 }),
     iamInstanceProfile: r.string("IAMInstanceProfile", { default: "" }),
-    spotPriceUpdateIntervalMs: Math.max(0, r.duration("SpotPriceUpdateInterval", { default: DAY_MS })),
+    spotPriceUpdateIntervalMs: Math.max(
+      0,
+      r.duration("SpotPriceUpdateInterval", { default: DAY_MS }),
+    ),
     instanceTypeQuotaGroups: readQuotaGroups(r, logger),
   };
   r.finish();
@@ -91,7 +94,10 @@ function readSecurityGroups(r: DriverParameterReader): string[] {
     return [...new Set(out)];
   }
   if (typeof v === "object") return Object.keys(v).sort();
-  r.problem(key, `must be a list of security group IDs or a map keyed by them, not ${JSON.stringify(v)}`);
+  r.problem(
+    key,
+    `must be a list of security group IDs or a map keyed by them, not ${JSON.stringify(v)}`,
+  );
   return [];
 }
 
@@ -113,7 +119,10 @@ function readSubnets(r: DriverParameterReader): string[] {
   return [];
 }
 
-function readQuotaGroups(r: DriverParameterReader, logger: Logger | undefined): Record<string, string> {
+function readQuotaGroups(
+  r: DriverParameterReader,
+  logger: Logger | undefined,
+): Record<string, string> {
   const configured = r.stringMap("InstanceTypeQuotaGroups", { default: {} });
   for (const prefix of Object.keys(configured)) {
     // Arvados silently never matches such a key; a warning keeps the config acceptable but visible.

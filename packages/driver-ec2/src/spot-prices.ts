@@ -43,12 +43,18 @@ export class SpotPriceCache {
    * Refresh if needed for these spot instances. Errors are logged, never thrown: prices are an
    * extra the listing must not fail for.
    */
-  async refresh(instances: readonly SpotInstanceKey[], nowMs: number, signal?: AbortSignal): Promise<void> {
+  async refresh(
+    instances: readonly SpotInstanceKey[],
+    nowMs: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     if (this.intervalMs <= 0 || instances.length === 0) return;
     const staleBefore = nowMs - this.intervalMs;
     // A key never updated counts as stale, so zones AWS has no records for are retried each time.
     const needed = instances.some(
-      (i) => (this.#entries.get(keyOf(i.instanceType, i.availabilityZone))?.updatedMs ?? -Infinity) < staleBefore,
+      (i) =>
+        (this.#entries.get(keyOf(i.instanceType, i.availabilityZone))?.updatedMs ?? -Infinity) <
+        staleBefore,
     );
     if (!needed) return;
     const types = [...new Set(instances.map((i) => i.instanceType))];
@@ -59,18 +65,25 @@ export class SpotPriceCache {
         { Name: "instance-type", Values: types },
         { Name: "product-description", Values: ["Linux/UNIX"] },
       ],
-      NextToken: undefined as string | undefined,
     };
+    let NextToken: string | undefined;
     for (;;) {
       let resp;
       try {
-        resp = await this.client.send(new DescribeSpotPriceHistoryCommand(input), signalOption(signal));
+        resp = await this.client.send(
+          new DescribeSpotPriceHistoryCommand({
+            ...input,
+            ...(NextToken === undefined ? {} : { NextToken }),
+          }),
+          signalOption(signal),
+        );
       } catch (err) {
         this.logger.warn({ error: errorMessage(err) }, "error retrieving spot instance prices");
         break;
       }
       for (const rec of resp.SpotPriceHistory ?? []) {
-        if (!rec.InstanceType || rec.SpotPrice === undefined || rec.Timestamp === undefined) continue;
+        if (!rec.InstanceType || rec.SpotPrice === undefined || rec.Timestamp === undefined)
+          continue;
         const price = Number(rec.SpotPrice);
         if (rec.SpotPrice.trim() === "" || !Number.isFinite(price)) continue;
         const key = keyOf(rec.InstanceType, rec.AvailabilityZone ?? "");
@@ -83,7 +96,7 @@ export class SpotPriceCache {
         entry.updatedMs = nowMs;
       }
       if (resp.NextToken === undefined || resp.NextToken === "") break;
-      input.NextToken = resp.NextToken;
+      NextToken = resp.NextToken;
     }
     const expiredBefore = nowMs - 64 * this.intervalMs;
     for (const [key, entry] of this.#entries) {

@@ -1,0 +1,8 @@
+export {
+  MOTO_CREDENTIALS,
+  MOTO_REGION,
+  motoSitePackages,
+  startMoto,
+  type MotoServer,
+} from "./moto.js";
+export { awsError, instanceType, recordingLogger, type LogEntry } from "./fixtures.js";
