@@ -76,9 +76,12 @@ describe("parsePrivateKey", () => {
     const lines = priv.trim().split("\n");
     const cut = [lines[0], lines[1], lines.at(-1)].join("\n");
     const r = parsePrivateKey(cut);
-    expect(r.ok).toBe(false);
-    if (!r.ok)
-      expect(r.error).toMatch(/^unreadable OpenSSH private key: truncated key data|^malformed/);
+    expect(r).toEqual({
+      ok: false,
+      error: expect.stringMatching(
+        /^unreadable OpenSSH private key: truncated key data|^malformed/,
+      ),
+    });
   });
 
   test("OpenSSH data with the wrong magic is refused", () => {
