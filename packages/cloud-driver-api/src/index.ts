@@ -42,3 +42,14 @@ export {
   type DriverParameterReader,
   type NumberOptions,
 } from "./parameters.js";
+export {
+  DRIVER_OPERATIONS_METRIC,
+  decorateInstanceSet,
+  instrumented,
+  rateLimited,
+  tagFiltered,
+  tagsMatch,
+  withDefaultTags,
+  type DecorateOptions,
+} from "./decorators.js";
+export { UnsupportedDriverError, createDriverRegistry, type DriverRegistry } from "./registry.js";

@@ -1,1 +1,8 @@
 export { ManualClock } from "./manual-clock.js";
+export { FakeInstanceSet, testInstanceType, type FakeCall } from "./fake-set.js";
+export {
+  runConformanceSuite,
+  type ConformanceFixture,
+  type ConformanceOptions,
+  type InjectableErrorKind,
+} from "./conformance.js";
