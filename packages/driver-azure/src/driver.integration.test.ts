@@ -1,16 +1,15 @@
-import type { AccessToken, TokenCredential } from "@azure/identity";
+import type { TokenCredential } from "@azure/identity";
 import {
   QuotaError,
   RateLimitError,
   instanceSetId,
   type CreateRequest,
   type InstanceType,
-  type Logger,
 } from "@dispatch-cloud/cloud-driver-api";
 import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { AzureDriverError, GC_INTERVAL_MS, createAzureDriver, type AzureInstanceSet } from "./index.js";
-import { FakeArm } from "./testing/index.js";
+import { FakeArm, fakeCredential, recordingLogger, type LogLine } from "./testing/index.js";
 
 const SUB = "sub-1";
 const RG = "rg1";
@@ -18,33 +17,7 @@ const SET_ID = "zzzzz-test";
 const PREFIX = `compute-${SET_ID}-`;
 const START = Date.parse("2025-01-01T00:00:00Z");
 
-export const fakeCredential: TokenCredential = {
-  getToken: (): Promise<AccessToken> =>
-    Promise.resolve({ token: "fake-token", expiresOnTimestamp: Date.now() + 3_600_000 }),
-};
-
-export interface LogLine {
-  level: string;
-  fields: Record<string, unknown>;
-  msg: string;
-}
-
-export function recordingLogger(lines: LogLine[], base: Record<string, unknown> = {}): Logger {
-  const at =
-    (level: string) =>
-    (fields: Record<string, unknown>, msg: string): void => {
-      lines.push({ level, fields: { ...base, ...fields }, msg });
-    };
-  return {
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    child: (fields) => recordingLogger(lines, { ...base, ...fields }),
-  };
-}
-
-export function instanceType(overrides: Partial<InstanceType> = {}): InstanceType {
+function instanceType(overrides: Partial<InstanceType> = {}): InstanceType {
   return {
     Name: "small",
     ProviderType: "Standard_D2s_v3",
@@ -337,15 +310,24 @@ describe("instances", () => {
 });
 
 describe("instance methods", () => {
-  it("setTags merges with the VM's tags", async () => {
+  it("setTags merges with the VM's tags; the object stays a snapshot", async () => {
     const h = await setup();
     const inst = await h.set.create(request());
     await inst.setTags({ ArvadosIdleBehavior: "hold", ArvadosInstanceType: "other" });
-    const want = { ...request().tags, "created-at": new Date(START).toISOString(), ArvadosIdleBehavior: "hold", ArvadosInstanceType: "other" };
+    const want = {
+      ...request().tags,
+      "created-at": new Date(START).toISOString(),
+      ArvadosIdleBehavior: "hold",
+      ArvadosInstanceType: "other",
+    };
     expect(h.fake.get("virtualMachines", RG, inst.toString())!.tags).toEqual(want);
-    expect(inst.tags).toEqual(want);
+    expect(inst.tags["ArvadosIdleBehavior"]).toBeUndefined();
+    // A second call merges with what the first one stored.
+    await inst.setTags({ extra: "1" });
+    expect(h.fake.get("virtualMachines", RG, inst.toString())!.tags).toEqual({ ...want, extra: "1" });
     const [listed] = await h.set.instances({});
-    expect(listed!.tags).toEqual(want);
+    expect(listed!.tags).toEqual({ ...want, extra: "1" });
+    expect(h.fake.requests.filter((r) => r.startsWith("PATCH "))).toHaveLength(2);
   });
 
   it("destroy deletes the VM; its NIC is collected once dangling and old", async () => {
@@ -371,9 +353,10 @@ describe("instance methods", () => {
     expect(h.fake.list("virtualMachines")).toHaveLength(1);
   });
 
-  it("has no quota groups", async () => {
+  it("puts spot types in their own quota group", async () => {
     const h = await setup();
-    expect(h.set.instanceQuotaGroup(instanceType({ Preemptible: true }))).toBe("");
+    expect(h.set.instanceQuotaGroup(instanceType())).toBe("");
+    expect(h.set.instanceQuotaGroup(instanceType({ Preemptible: true }))).toBe("spot");
   });
 });
 

@@ -148,9 +148,12 @@ export class AzureInstanceSet implements InstanceSet {
     return this.track(this.doInstances(signal));
   }
 
-  /** Azure has no per-family quota buckets this driver knows about. */
-  instanceQuotaGroup(_type: InstanceType): string {
-    return "";
+  /**
+   * Spot VMs draw on their own regional vCPU quota. Arvados answers "" for every type; we keep
+   * that for on-demand types and give spot types their own group, as the contract asks.
+   */
+  instanceQuotaGroup(type: InstanceType): string {
+    return type.Preemptible ? "spot" : "";
   }
 
   async stop(): Promise<void> {
@@ -502,6 +505,8 @@ export class AzureInstance implements Instance {
   readonly providerType: string;
   readonly address: string;
   readonly remoteUser: string;
+  /** As of when this object was made; setTags does not change it (the contract's snapshot). */
+  readonly tags: InstanceTags;
   private vm: VirtualMachine;
 
   constructor(
@@ -514,6 +519,7 @@ export class AzureInstance implements Instance {
     this.providerType = vm.hardwareProfile?.vmSize ?? "";
     this.address = nic?.ipConfigurations?.[0]?.privateIPAddress ?? "";
     this.remoteUser = set.adminUsername;
+    this.tags = Object.freeze({ ...vm.tags });
   }
 
   /** The VM name (Arvados's String()). */
@@ -521,15 +527,14 @@ export class AzureInstance implements Instance {
     return this.vm.name ?? "";
   }
 
-  get tags(): InstanceTags {
-    return { ...this.vm.tags };
-  }
-
   toString(): string {
     return this.name;
   }
 
-  /** Merges: keys not given keep their current value (new values win). */
+  /**
+   * Merges with the VM's tags as last seen by this object (new values win), and remembers the
+   * result for the next merge.
+   */
   async setTags(tags: InstanceTags, signal?: AbortSignal): Promise<void> {
     const merged = { ...this.vm.tags, ...tags };
     this.vm = await this.set.setVmTags(this.name, merged, signal);

@@ -8,3 +8,4 @@ export {
   type RequestMatch,
 } from "./fake-arm.js";
 export { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from "./azurite.js";
+export { fakeCredential, recordingLogger, type LogLine } from "./helpers.js";
