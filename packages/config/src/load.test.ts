@@ -390,7 +390,7 @@ describe("DispatchPrivateKey", () => {
 
   test.each([
     ["file://relative/key", '"file://relative/key" is not a file:///absolute/path URL'],
-    ["file:///nonexistent/key", /^cannot read \/nonexistent\/key: ENOENT/],
+    ["file:///nonexistent/key", /: cannot read \/nonexistent\/key: ENOENT/],
     [
       "/etc/arvados/key",
       "not a PEM or OpenSSH private key (expected -----BEGIN ... PRIVATE KEY-----)",
@@ -401,7 +401,7 @@ describe("DispatchPrivateKey", () => {
     ],
     [
       "-----BEGIN RSA PRIVATE KEY-----\nnotbase64\n-----END RSA PRIVATE KEY-----",
-      /^unreadable private key: /,
+      /: unreadable private key: /,
     ],
   ])("%j is rejected", async (value, message) => {
     const r = await load(
