@@ -1,0 +1,184 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import ssh2 from "ssh2";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  QuotaError,
+  generateEd25519KeyPair,
+  instanceSetId,
+  type Instance,
+  type InstanceSet,
+  type Logger,
+} from "@dispatch-cloud/cloud-driver-api";
+import { runConformanceSuite } from "@dispatch-cloud/cloud-driver-api/testing";
+import {
+  createLoopbackDriver,
+  localhostInstanceType,
+  validateLoopbackInstanceTypes,
+} from "./index.js";
+
+const logs: string[] = [];
+const logger: Logger = {
+  debug: () => {},
+  info: (_f, msg) => logs.push(msg),
+  warn: () => {},
+  error: () => {},
+  child: () => logger,
+};
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "loopback-test-"));
+const marker = path.join(tmp, "crunch-run-broken");
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+async function newSet(): Promise<InstanceSet> {
+  return createLoopbackDriver({ brokenMarkerPath: marker })({
+    parameters: {},
+    instanceSetId: instanceSetId("loopback-test"),
+    sharedResourceTags: {},
+    logger,
+    registry: null,
+  });
+}
+
+runConformanceSuite(
+  "loopback",
+  async () => {
+    const set = await newSet();
+    return { set, cleanup: () => set.stop() };
+  },
+  {
+    instanceType: localhostInstanceType(),
+    maxInstances: 1,
+    quotaGroupsDifferForPreemptible: false,
+  },
+);
+
+function run(
+  inst: Instance,
+  privateKey: string,
+  command: string,
+  opts: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string; hostKey: Buffer }> {
+  const [host, port] = inst.address.split(":");
+  return new Promise((resolve, reject) => {
+    let hostKey = Buffer.alloc(0);
+    const c = new ssh2.Client();
+    c.on("error", reject);
+    c.on("ready", () => {
+      c.exec(command, opts.env === undefined ? {} : { env: opts.env }, (err, stream) => {
+        if (err) return reject(err);
+        let stdout = "";
+        let stderr = "";
+        let code = -1;
+        stream.on("data", (d: Buffer) => (stdout += d.toString()));
+        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        stream.on("exit", (c2: number) => (code = c2));
+        stream.on("close", () => {
+          c.end();
+          resolve({ code, stdout, stderr, hostKey });
+        });
+        stream.end(opts.stdin ?? "");
+      });
+    });
+    c.connect({
+      host: host ?? "",
+      port: Number(port),
+      username: inst.remoteUser,
+      privateKey,
+      hostVerifier: (key: Buffer) => {
+        hostKey = key;
+        return true;
+      },
+    });
+  });
+}
+
+describe("loopback over real SSH", () => {
+  const key = generateEd25519KeyPair("dispatcher");
+
+  it("runs commands with sh -c, dropping sudo, piping stdin/env/exit code, and verifies its host key", async () => {
+    fs.writeFileSync(marker, "");
+    const set = await newSet();
+    try {
+      const inst = await set.create({
+        instanceType: localhostInstanceType(),
+        imageId: "",
+        tags: { a: "b" },
+        initCommand: "",
+        publicKey: key.publicKey,
+      });
+      expect(fs.existsSync(marker)).toBe(false);
+      expect(logs).toContain(`removed ${marker}`);
+      expect(inst.id).toBe("localhost");
+      expect(inst.remoteUser).toBe(os.userInfo().username);
+      const r = await run(
+        inst,
+        key.privateKey,
+        "sudo sh -c 'read x; echo \"got $x $FOO\"; echo oops >&2; exit 3'",
+        {
+          env: { FOO: "bar" },
+          stdin: "line\n",
+        },
+      );
+      expect(r).toMatchObject({ code: 3, stdout: "got line bar\n", stderr: "oops\n" });
+      const session = { run: () => Promise.reject(new Error("unused")) };
+      expect(await inst.verifyHostKey(r.hostKey, session)).toEqual({ kind: "verified" });
+      expect(await inst.verifyHostKey(generateEd25519KeyPair().publicKeyWire, session)).toEqual({
+        kind: "mismatch",
+        reason: "host key mismatch",
+      });
+      await expect(
+        set.create({
+          instanceType: localhostInstanceType(),
+          imageId: "",
+          tags: {},
+          initCommand: "",
+          publicKey: key.publicKey,
+        }),
+      ).rejects.toSatisfy(
+        (e) => QuotaError.is(e) && (e as Error).message === "loopback driver is always at quota",
+      );
+    } finally {
+      await set.stop();
+    }
+  });
+
+  it("refuses other keys", async () => {
+    const set = await newSet();
+    try {
+      const inst = await set.create({
+        instanceType: localhostInstanceType(),
+        imageId: "",
+        tags: {},
+        initCommand: "",
+        publicKey: key.publicKey,
+      });
+      await expect(run(inst, generateEd25519KeyPair().privateKey, "true")).rejects.toThrow(
+        /authentication/i,
+      );
+    } finally {
+      await set.stop();
+    }
+  });
+});
+
+describe("loopback config helpers", () => {
+  it("describes the host as the localhost type", () => {
+    const t = localhostInstanceType(tmp);
+    expect(t).toMatchObject({
+      Name: "localhost",
+      ProviderType: "localhost",
+      Price: 1,
+      VCPUs: os.availableParallelism(),
+    });
+    expect(t.RAM).toBe(os.totalmem());
+    expect(t.Scratch).toBeGreaterThan(0);
+    expect(t.IncludedScratch).toBe(t.Scratch);
+  });
+  it("rejects more than one instance type", () => {
+    expect(validateLoopbackInstanceTypes(["a"])).toEqual([]);
+    expect(validateLoopbackInstanceTypes(["a", "b"])).toEqual([
+      "InstanceTypes: cannot use multiple InstanceTypes with loopback driver",
+    ]);
+  });
+});
