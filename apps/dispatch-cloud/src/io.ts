@@ -1,0 +1,24 @@
+/** What a command may touch of the process, so commands run the same in tests and for real. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Reads all of standard input (for `--config -`). */
+  readonly readStdin: () => Promise<string>;
+}
+
+/** Where a command reports its exit status; commands never call process.exit themselves. */
+export interface CommandContext {
+  readonly io: CliIo;
+  setExitCode(code: number): void;
+}
+
+/** The default config path, as Arvados chooses it. */
+export function defaultConfigPath(env: CliIo["env"]): string {
+  const fromEnv = env["ARVADOS_CONFIG"];
+  return fromEnv !== undefined && fromEnv !== "" ? fromEnv : "/etc/arvados/config.yml";
+}
+
+export function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
