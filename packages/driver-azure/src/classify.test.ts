@@ -1,31 +1,42 @@
-import { RestError, createHttpHeaders, createPipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
+import {
+  RestError,
+  createHttpHeaders,
+  createPipelineRequest,
+  type PipelineResponse,
+} from "@azure/core-rest-pipeline";
 import { QuotaError, RateLimitError } from "@dispatch-cloud/cloud-driver-api";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_RETRY_AFTER_MS, classifyAzureError, parseRetryAfter } from "./classify.js";
 
 const NOW = new Date("2025-03-04T05:06:07.000Z");
 
-function restError(status: number, code: string, message: string, headers: Record<string, string> = {}): RestError {
+function restError(
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): RestError {
   const request = createPipelineRequest({ url: "https://management.azure.com/x" });
   const response: PipelineResponse = { status, headers: createHttpHeaders(headers), request };
   return new RestError(message, { statusCode: status, code, request, response });
 }
 
-type Expect =
-  | { kind: "rate-limit"; retryAt: string }
-  | { kind: "quota" }
-  | { kind: "unchanged" };
+type Expect = { kind: "rate-limit"; retryAt: string } | { kind: "quota" } | { kind: "unchanged" };
 
 // Messages as ARM returns them.
 const cases: { name: string; err: unknown; expect: Expect }[] = [
   {
     name: "429 with Retry-After seconds",
-    err: restError(429, "TooManyRequests", "The request is being throttled.", { "retry-after": "17" }),
+    err: restError(429, "TooManyRequests", "The request is being throttled.", {
+      "retry-after": "17",
+    }),
     expect: { kind: "rate-limit", retryAt: "2025-03-04T05:06:24.000Z" },
   },
   {
     name: "429 with Retry-After as an HTTP date",
-    err: restError(429, "TooManyRequests", "throttled", { "retry-after": "Tue, 04 Mar 2025 05:10:00 GMT" }),
+    err: restError(429, "TooManyRequests", "throttled", {
+      "retry-after": "Tue, 04 Mar 2025 05:10:00 GMT",
+    }),
     expect: { kind: "rate-limit", retryAt: "2025-03-04T05:10:00.000Z" },
   },
   {
@@ -54,19 +65,32 @@ const cases: { name: string; err: unknown; expect: Expect }[] = [
   },
   {
     name: "QuotaExceeded code",
-    err: restError(409, "QuotaExceeded", "Operation results in exceeding quota limits of Core. Maximum allowed: 4, Current in use: 4, Additional requested: 2."),
+    err: restError(
+      409,
+      "QuotaExceeded",
+      "Operation results in exceeding quota limits of Core. Maximum allowed: 4, Current in use: 4, Additional requested: 2.",
+    ),
     expect: { kind: "quota" },
   },
   {
     name: "public IP / NIC limit",
-    err: restError(400, "NetworkInterfaceCountLimitReached", "Cannot create more than 65536 network interfaces for this subscription in this region."),
+    err: restError(
+      400,
+      "NetworkInterfaceCountLimitReached",
+      "Cannot create more than 65536 network interfaces for this subscription in this region.",
+    ),
     expect: { kind: "quota" },
   },
   {
     name: "quota word only in the error details",
     err: Object.assign(new Error("The long-running operation has failed"), {
       code: "OperationFailed",
-      details: { error: { code: "OperationNotAllowed", message: "exceeding approved Total Regional Cores quota" } },
+      details: {
+        error: {
+          code: "OperationNotAllowed",
+          message: "exceeding approved Total Regional Cores quota",
+        },
+      },
     }),
     expect: { kind: "quota" },
   },
@@ -79,53 +103,66 @@ const cases: { name: string; err: unknown; expect: Expect }[] = [
   },
   {
     name: "a long-running operation that failed otherwise",
-    err: new Error("The long-running operation has failed. InternalExecutionError. An internal execution error occurred."),
+    err: new Error(
+      "The long-running operation has failed. InternalExecutionError. An internal execution error occurred.",
+    ),
     expect: { kind: "unchanged" },
   },
   {
     name: "allocation failure is not classified (Azure has no capacity kind)",
-    err: restError(409, "AllocationFailed", "Allocation failed. We do not have sufficient capacity for the requested VM size in this region."),
+    err: restError(
+      409,
+      "AllocationFailed",
+      "Allocation failed. We do not have sufficient capacity for the requested VM size in this region.",
+    ),
     expect: { kind: "unchanged" },
   },
   {
     name: "SKU not available",
-    err: restError(409, "SkuNotAvailable", "The requested size for resource 'x' is currently not available in location 'centralus'."),
+    err: restError(
+      409,
+      "SkuNotAvailable",
+      "The requested size for resource 'x' is currently not available in location 'centralus'.",
+    ),
     expect: { kind: "unchanged" },
   },
-  { name: "not found", err: restError(404, "ResourceNotFound", "The Resource was not found."), expect: { kind: "unchanged" } },
+  {
+    name: "not found",
+    err: restError(404, "ResourceNotFound", "The Resource was not found."),
+    expect: { kind: "unchanged" },
+  },
   {
     name: "transport error without a response",
     err: new RestError("connect ECONNREFUSED 127.0.0.1:1 rate limit", { code: undefined }),
     expect: { kind: "unchanged" },
   },
-  { name: "plain Error mentioning a limit", err: new Error("size limit in our own code"), expect: { kind: "unchanged" } },
+  {
+    name: "plain Error mentioning a limit",
+    err: new Error("size limit in our own code"),
+    expect: { kind: "unchanged" },
+  },
   { name: "a thrown string", err: "boom", expect: { kind: "unchanged" } },
 ];
 
 describe("classifyAzureError", () => {
   it.each(cases)("$name", ({ err, expect: want }) => {
     const got = classifyAzureError(err, NOW);
+    const unchanged = got === err || (!(err instanceof Error) && got.message === String(err));
+    const seen = RateLimitError.is(got)
+      ? { kind: "rate-limit", retryAt: got.earliestRetry.toISOString(), cause: got.cause }
+      : QuotaError.is(got)
+        ? { kind: "quota", cause: got.cause }
+        : { kind: unchanged ? "unchanged" : "changed" };
+    const expected = want.kind === "unchanged" ? { kind: "unchanged" } : { ...want, cause: err };
     expect(got).toBeInstanceOf(Error);
-    switch (want.kind) {
-      case "rate-limit":
-        expect(RateLimitError.is(got)).toBe(true);
-        expect((got as RateLimitError).earliestRetry.toISOString()).toBe(want.retryAt);
-        expect((got as RateLimitError).cause).toBe(err);
-        break;
-      case "quota":
-        expect(QuotaError.is(got)).toBe(true);
-        expect(RateLimitError.is(got)).toBe(false);
-        break;
-      case "unchanged":
-        expect(RateLimitError.is(got) || QuotaError.is(got)).toBe(false);
-        if (err instanceof Error) expect(got).toBe(err);
-        else expect(got.message).toBe(String(err));
-        break;
-    }
+    expect(seen).toEqual(expected);
   });
 
   it("keeps the provider message", () => {
-    const got = classifyAzureError(restError(409, "QuotaExceeded", "exceeding quota limits of Core"), NOW);
+    const got = classifyAzureError(
+      restError(409, "QuotaExceeded", "exceeding quota limits of Core"),
+      NOW,
+    );
     expect(got.message).toContain("exceeding quota limits of Core");
   });
 });

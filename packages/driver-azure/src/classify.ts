@@ -69,7 +69,10 @@ function factsOf(err: unknown): ErrorFacts | undefined {
   // the ARM error code and message, with no status: still the service's answer.
   const lroFailure = errorMessage(err).startsWith("The long-running operation has failed");
   const fromService =
-    lroFailure || status !== undefined || retryAfter !== undefined || (code !== undefined && code !== "");
+    lroFailure ||
+    status !== undefined ||
+    retryAfter !== undefined ||
+    (code !== undefined && code !== "");
   if (!fromService) return undefined;
   return { status: status ?? numberOr(response?.status), retryAfter, code, message };
 }

@@ -22,7 +22,10 @@ export interface AzureClients {
 /** Storage management API version used for ListKeys, as Arvados uses. */
 const STORAGE_API_VERSION = "2018-02-01";
 
-export function buildCredential(p: AzureParameters, injected: TokenCredential | undefined): TokenCredential {
+export function buildCredential(
+  p: AzureParameters,
+  injected: TokenCredential | undefined,
+): TokenCredential {
   if (injected !== undefined) return injected;
   return new ClientSecretCredential(p.TenantID, p.ClientID, p.ClientSecret, {
     authorityHost: p.CloudEnvironment.authorityHost,
@@ -89,7 +92,7 @@ export async function buildBlobContainer(
   if (response.status < 200 || response.status >= 300) {
     const err = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
     throw new RestError(
-      `listing keys of storage account "${p.StorageAccount}" failed: ${String(err?.message ?? `HTTP ${response.status}`)}`,
+      `listing keys of storage account "${p.StorageAccount}" failed: ${typeof err?.message === "string" ? err.message : `HTTP ${response.status}`}`,
       {
         statusCode: response.status,
         response,
@@ -102,7 +105,8 @@ export async function buildBlobContainer(
     throw new Error(`storage account "${p.StorageAccount}" returned no access keys`);
   }
   const serviceUrl =
-    p.StorageBlobEndpoint || `https://${p.StorageAccount}.blob.${p.CloudEnvironment.storageEndpointSuffix}`;
+    p.StorageBlobEndpoint ||
+    `https://${p.StorageAccount}.blob.${p.CloudEnvironment.storageEndpointSuffix}`;
   const container = new ContainerClient(
     `${serviceUrl}/${p.BlobContainer}`,
     new StorageSharedKeyCredential(p.StorageAccount, key),

@@ -28,11 +28,19 @@ runConformanceSuite(
       },
       injectCreateError: (kind) => {
         if (kind === "rate-limit") {
-          fake.failNext({ method: "PUT", kind: "networkInterfaces" }, { status: 429, code: "TooManyRequests", message: "throttled" });
+          fake.failNext(
+            { method: "PUT", kind: "networkInterfaces" },
+            { status: 429, code: "TooManyRequests", message: "throttled" },
+          );
         } else {
           fake.failNext(
             { method: "PUT", kind: "virtualMachines" },
-            { status: 409, code: "OperationNotAllowed", message: "results in exceeding approved Total Regional Cores quota", async: true },
+            {
+              status: 409,
+              code: "OperationNotAllowed",
+              message: "results in exceeding approved Total Regional Cores quota",
+              async: true,
+            },
           );
         }
       },

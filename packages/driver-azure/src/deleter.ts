@@ -36,12 +36,12 @@ export class BoundedDeleter {
     this.stopped = true;
     this.queue.length = 0;
     this.abort.abort();
-    await Promise.allSettled([...this.inFlight]);
+    await Promise.allSettled(this.inFlight);
   }
 
   /** Resolves once everything queued so far has finished (for tests and orderly shutdown). */
   async idle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    while (this.inFlight.size > 0) await Promise.allSettled(this.inFlight);
   }
 
   private pump(): void {

@@ -4,11 +4,17 @@ import {
   RateLimitError,
   instanceSetId,
   type CreateRequest,
+  type Instance,
   type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { AzureDriverError, GC_INTERVAL_MS, createAzureDriver, type AzureInstanceSet } from "./index.js";
+import {
+  AzureDriverError,
+  GC_INTERVAL_MS,
+  createAzureDriver,
+  type AzureInstanceSet,
+} from "./index.js";
 import { FakeArm, fakeCredential, recordingLogger, type LogLine } from "./testing/index.js";
 
 const SUB = "sub-1";
@@ -53,10 +59,13 @@ interface Harness {
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+  for (const c of cleanups.splice(0).toReversed()) await c();
 });
 
-async function setup(parameters: Record<string, unknown> = {}, fakeArm?: FakeArm): Promise<Harness> {
+async function setup(
+  parameters: Record<string, unknown> = {},
+  fakeArm?: FakeArm,
+): Promise<Harness> {
   const fake = fakeArm ?? (await FakeArm.start());
   if (fakeArm === undefined) cleanups.push(() => fake.close());
   const clock = new ManualClock(START);
@@ -82,14 +91,16 @@ async function setup(parameters: Record<string, unknown> = {}, fakeArm?: FakeArm
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 function vmProps(h: Harness, name: string): Json {
-  return h.fake.get("virtualMachines", RG, name)!.properties as Json;
+  return h.fake.get("virtualMachines", RG, name)!.properties;
 }
+
+const nameOf = (inst: Instance): string => (inst as AzureInstance).name;
 
 describe("create", () => {
   it("creates a NIC and a VM from a managed image", async () => {
     const h = await setup();
     const inst = await h.set.create(request());
-    const name = inst.toString();
+    const name = nameOf(inst);
     expect(name).toMatch(new RegExp(`^${PREFIX}[a-z0-9]{15}$`));
 
     const nic = h.fake.get("networkInterfaces", RG, `${name}-nic`)!;
@@ -109,13 +120,19 @@ describe("create", () => {
     expect(p["storageProfile"].imageReference.id).toBe(
       `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/images/image-1`,
     );
-    expect(p["storageProfile"].osDisk).toMatchObject({ osType: "Linux", name: `${name}-os`, createOption: "FromImage" });
+    expect(p["storageProfile"].osDisk).toMatchObject({
+      osType: "Linux",
+      name: `${name}-os`,
+      createOption: "FromImage",
+    });
     expect(p["networkProfile"].networkInterfaces).toEqual([
       { id: nic.id, properties: { primary: true } },
     ]);
     expect(p["osProfile"].computerName).toBe(name);
     expect(p["osProfile"].adminUsername).toBe("crunch");
-    expect(Buffer.from(p["osProfile"].customData, "base64").toString()).toBe("#!/bin/sh\necho hello\n");
+    expect(Buffer.from(p["osProfile"].customData, "base64").toString()).toBe(
+      "#!/bin/sh\necho hello\n",
+    );
     expect(p["osProfile"].linuxConfiguration.disablePasswordAuthentication).toBe(true);
     expect(p["osProfile"].linuxConfiguration.ssh.publicKeys).toEqual([
       { path: "/home/crunch/.ssh/authorized_keys", keyData: request().publicKey },
@@ -129,12 +146,16 @@ describe("create", () => {
     expect(inst.remoteUser).toBe("crunch");
     expect(inst.tags["ArvadosInstanceType"]).toBe("small");
     expect(inst.priceHistory(instanceType())).toEqual([]);
-    expect(await inst.verifyHostKey(Buffer.alloc(0), { run: () => Promise.reject(new Error("unused")) })).toEqual({
+    expect(
+      await inst.verifyHostKey(Buffer.alloc(0), { run: () => Promise.reject(new Error("unused")) }),
+    ).toEqual({
       kind: "not-implemented",
     });
     // Create waited for both long-running operations to finish.
     expect(p["provisioningState"]).toBe("Succeeded");
-    expect(h.fake.requests.filter((r) => r.startsWith("GET /fakeOperations/")).length).toBeGreaterThanOrEqual(2);
+    expect(
+      h.fake.requests.filter((r) => r.startsWith("GET /fakeOperations/")).length,
+    ).toBeGreaterThanOrEqual(2);
   });
 
   it("uses a shared gallery image version in ImageResourceGroup, and AdminUsername", async () => {
@@ -146,35 +167,43 @@ describe("create", () => {
       AdminUsername: "arvados",
     });
     const inst = await h.set.create(request({ publicKey: null }));
-    const p = vmProps(h, inst.toString());
+    const p = vmProps(h, nameOf(inst));
     expect(p["storageProfile"].imageReference.id).toBe(
       `/subscriptions/${SUB}/resourceGroups/images/providers/Microsoft.Compute/galleries/gal/images/image-1/versions/1.2.3`,
     );
     expect(p["osProfile"].adminUsername).toBe("arvados");
     expect(p["osProfile"].linuxConfiguration.ssh).toBeUndefined();
     expect(inst.remoteUser).toBe("arvados");
-    const nic = h.fake.get("networkInterfaces", RG, `${inst.toString()}-nic`)!;
-    expect((nic.properties as Json)["ipConfigurations"][0].properties.subnet.id).toContain("/resourceGroups/netrg/");
+    const nic = h.fake.get("networkInterfaces", RG, `${nameOf(inst)}-nic`)!;
+    expect((nic.properties as Json)["ipConfigurations"][0].properties.subnet.id).toContain(
+      "/resourceGroups/netrg/",
+    );
   });
 
-  it.each([
-    [{ SharedImageGalleryName: "gal" }],
-    [{ SharedImageGalleryImageVersion: "1.0.0" }],
-  ])("refuses half-given gallery settings %j without leaving resources", async (params) => {
-    const h = await setup(params);
-    const err = await h.set.create(request()).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(AzureDriverError);
-    expect((err as Error).message).toBe(
-      "Invalid configuration: SharedImageGalleryName and SharedImageGalleryImageVersion must both be set or both be empty",
-    );
-    expect(h.fake.list("networkInterfaces")).toEqual([]);
-    expect(h.fake.list("virtualMachines")).toEqual([]);
-  });
+  it.each([[{ SharedImageGalleryName: "gal" }], [{ SharedImageGalleryImageVersion: "1.0.0" }]])(
+    "refuses half-given gallery settings %j without leaving resources",
+    async (params) => {
+      const h = await setup(params);
+      const err = await h.set.create(request()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AzureDriverError);
+      expect((err as Error).message).toBe(
+        "Invalid configuration: SharedImageGalleryName and SharedImageGalleryImageVersion must both be set or both be empty",
+      );
+      expect(h.fake.list("networkInterfaces")).toEqual([]);
+      expect(h.fake.list("virtualMachines")).toEqual([]);
+    },
+  );
 
   it("refuses a VHD image URL without StorageAccount and BlobContainer", async () => {
     const h = await setup({ StorageAccount: "acct" });
-    expect(h.logs.some((l) => l.level === "error" && l.msg.includes("StorageAccount and BlobContainer must both"))).toBe(true);
-    await expect(h.set.create(request({ imageId: "https://acct.blob.core.windows.net/images/base.vhd" }))).rejects.toThrow(
+    expect(
+      h.logs.some(
+        (l) => l.level === "error" && l.msg.includes("StorageAccount and BlobContainer must both"),
+      ),
+    ).toBe(true);
+    await expect(
+      h.set.create(request({ imageId: "https://acct.blob.core.windows.net/images/base.vhd" })),
+    ).rejects.toThrow(
       "Invalid configuration: can't configure unmanaged image URL without StorageAccount and BlobContainer",
     );
     expect(h.fake.list("networkInterfaces")).toEqual([]);
@@ -182,8 +211,10 @@ describe("create", () => {
 
   it("asks for a spot VM with eviction Delete and max price -1 for preemptible types", async () => {
     const h = await setup();
-    const inst = await h.set.create(request({ instanceType: instanceType({ Name: "small.preemptible", Preemptible: true }) }));
-    const p = vmProps(h, inst.toString());
+    const inst = await h.set.create(
+      request({ instanceType: instanceType({ Name: "small.preemptible", Preemptible: true }) }),
+    );
+    const p = vmProps(h, nameOf(inst));
     expect(p["priority"]).toBe("Spot");
     expect(p["evictionPolicy"]).toBe("Delete");
     expect(p["billingProfile"]).toEqual({ maxPrice: -1 });
@@ -192,33 +223,44 @@ describe("create", () => {
   it("refuses AddedScratch with the Arvados message", async () => {
     const h = await setup();
     await expect(
-      h.set.create(request({ instanceType: instanceType({ Name: "big", AddedScratch: 100_000_000_000 }) })),
-    ).rejects.toThrow('cannot create instance type "big": driver does not implement non-zero AddedScratch (100000000000)');
+      h.set.create(
+        request({ instanceType: instanceType({ Name: "big", AddedScratch: 100_000_000_000 }) }),
+      ),
+    ).rejects.toThrow(
+      'cannot create instance type "big": driver does not implement non-zero AddedScratch (100000000000)',
+    );
     expect(h.fake.requests).toEqual([]);
   });
 
-  it.each([false, true])("deletes the NIC when the VM create fails (async=%s) and classifies the error", async (async) => {
-    const h = await setup();
-    h.fake.failNext(
-      { method: "PUT", kind: "virtualMachines" },
-      {
-        status: 409,
-        code: "OperationNotAllowed",
-        message: "Operation could not be completed as it results in exceeding approved standardDSv3Family Cores quota.",
-        async,
-      },
-    );
-    const err = await h.set.create(request()).catch((e: unknown) => e);
-    expect(QuotaError.is(err)).toBe(true);
-    expect((err as Error).message).toContain("exceeding approved standardDSv3Family Cores quota");
-    expect(h.fake.list("networkInterfaces")).toEqual([]);
-    expect(h.fake.list("virtualMachines")).toEqual([]);
-    expect(h.fake.deleted.some((id) => id.endsWith("-nic"))).toBe(true);
-  });
+  it.each([false, true])(
+    "deletes the NIC when the VM create fails (async=%s) and classifies the error",
+    async (async) => {
+      const h = await setup();
+      h.fake.failNext(
+        { method: "PUT", kind: "virtualMachines" },
+        {
+          status: 409,
+          code: "OperationNotAllowed",
+          message:
+            "Operation could not be completed as it results in exceeding approved standardDSv3Family Cores quota.",
+          async,
+        },
+      );
+      const err = await h.set.create(request()).catch((e: unknown) => e);
+      expect(QuotaError.is(err)).toBe(true);
+      expect((err as Error).message).toContain("exceeding approved standardDSv3Family Cores quota");
+      expect(h.fake.list("networkInterfaces")).toEqual([]);
+      expect(h.fake.list("virtualMachines")).toEqual([]);
+      expect(h.fake.deleted.some((id) => id.endsWith("-nic"))).toBe(true);
+    },
+  );
 
   it("returns a RateLimitError when the NIC create is throttled, and creates nothing", async () => {
     const h = await setup();
-    h.fake.failNext({ method: "PUT", kind: "networkInterfaces" }, { status: 429, code: "TooManyRequests", message: "throttled", retryAfter: "7" });
+    h.fake.failNext(
+      { method: "PUT", kind: "networkInterfaces" },
+      { status: 429, code: "TooManyRequests", message: "throttled", retryAfter: "7" },
+    );
     const err = await h.set.create(request()).catch((e: unknown) => e);
     expect(RateLimitError.is(err)).toBe(true);
     expect((err as RateLimitError).earliestRetry.getTime()).toBe(START + 7000);
@@ -247,12 +289,23 @@ describe("instances", () => {
 
   it("returns the classified error when the first page fails", async () => {
     const h = await setup();
-    h.fake.failNext({ method: "GET", kind: "networkInterfaces" }, { status: 429, code: "TooManyRequests", message: "slow down" });
+    h.fake.failNext(
+      { method: "GET", kind: "networkInterfaces" },
+      { status: 429, code: "TooManyRequests", message: "slow down" },
+    );
     const err = await h.set.instances({}).catch((e: unknown) => e);
     expect(RateLimitError.is(err)).toBe(true);
     expect((err as RateLimitError).earliestRetry.getTime()).toBe(START + 20_000);
 
-    h.fake.failNext({ method: "GET", kind: "virtualMachines" }, { status: 429, code: "TooManyRequests", message: "slow", retryAfter: "Wed, 01 Jan 2025 00:01:00 GMT" });
+    h.fake.failNext(
+      { method: "GET", kind: "virtualMachines" },
+      {
+        status: 429,
+        code: "TooManyRequests",
+        message: "slow",
+        retryAfter: "Wed, 01 Jan 2025 00:01:00 GMT",
+      },
+    );
     const err2 = await h.set.instances({}).catch((e: unknown) => e);
     expect((err2 as RateLimitError).earliestRetry.toISOString()).toBe("2025-01-01T00:01:00.000Z");
   });
@@ -261,7 +314,10 @@ describe("instances", () => {
     const h = await setup();
     const created = [];
     for (let i = 0; i < 3; i++) created.push(await h.set.create(request()));
-    h.fake.failNext({ method: "GET", kind: "networkInterfaces", laterPage: true }, { status: 400, code: "BadRequest", message: "bad page" });
+    h.fake.failNext(
+      { method: "GET", kind: "networkInterfaces", laterPage: true },
+      { status: 400, code: "BadRequest", message: "bad page" },
+    );
     const listed = await h.set.instances({});
     expect(listed.map((i) => i.id).sort()).toEqual(created.map((i) => i.id).sort());
     // The NIC on the failed page is unknown, so that VM's address is not known yet.
@@ -280,21 +336,37 @@ describe("instances", () => {
 
     await h.set.instances({});
     await h.set.deletionsIdle();
-    const names = () => h.fake.list("networkInterfaces").map((n) => n.name).sort();
+    const names = () =>
+      h.fake
+        .list("networkInterfaces")
+        .map((n) => n.name)
+        .sort();
     expect(names()).toEqual(
-      [`${PREFIX}untagged-nic`, `${PREFIX}young-nic`, `${attached.toString()}-nic`, "someone-elses-nic"].sort(),
+      [
+        `${PREFIX}untagged-nic`,
+        `${PREFIX}young-nic`,
+        `${nameOf(attached)}-nic`,
+        "someone-elses-nic",
+      ].sort(),
     );
-    expect(h.logs.some((l) => l.msg.startsWith(`Will delete ${PREFIX}old-nic because it is older than 60s`))).toBe(true);
+    expect(
+      h.logs.some((l) =>
+        l.msg.startsWith(`Will delete ${PREFIX}old-nic because it is older than 60s`),
+      ),
+    ).toBe(true);
 
     await h.clock.advance(2_000);
     await h.set.instances({});
     await h.set.deletionsIdle();
-    expect(names()).toEqual([`${PREFIX}untagged-nic`, `${attached.toString()}-nic`, "someone-elses-nic"].sort());
+    expect(names()).toEqual(
+      [`${PREFIX}untagged-nic`, `${nameOf(attached)}-nic`, "someone-elses-nic"].sort(),
+    );
   });
 
   it("deletes at most 4 dangling NICs at a time", async () => {
     const h = await setup();
-    for (let i = 0; i < 10; i++) h.fake.addNic(SUB, RG, `${PREFIX}n${i}-nic`, { "created-at": "2024-01-01T00:00:00Z" });
+    for (let i = 0; i < 10; i++)
+      h.fake.addNic(SUB, RG, `${PREFIX}n${i}-nic`, { "created-at": "2024-01-01T00:00:00Z" });
     const hold = h.fake.hold({ method: "DELETE", kind: "networkInterfaces" });
     await h.set.instances({});
     await hold.untilWaiting(4);
@@ -320,13 +392,16 @@ describe("instance methods", () => {
       ArvadosIdleBehavior: "hold",
       ArvadosInstanceType: "other",
     };
-    expect(h.fake.get("virtualMachines", RG, inst.toString())!.tags).toEqual(want);
+    expect(h.fake.get("virtualMachines", RG, nameOf(inst))!.tags).toEqual(want);
     expect(inst.tags["ArvadosIdleBehavior"]).toBeUndefined();
     // A second call merges with what the first one stored.
     await inst.setTags({ extra: "1" });
-    expect(h.fake.get("virtualMachines", RG, inst.toString())!.tags).toEqual({ ...want, extra: "1" });
+    expect(h.fake.get("virtualMachines", RG, nameOf(inst))!.tags).toEqual({
+      ...want,
+      extra: "1",
+    });
     const [listed] = await h.set.instances({});
-    expect(listed!.tags).toEqual({ ...want, extra: "1" });
+    expect(listed?.tags).toEqual({ ...want, extra: "1" });
     expect(h.fake.requests.filter((r) => r.startsWith("PATCH "))).toHaveLength(2);
   });
 
@@ -347,7 +422,10 @@ describe("instance methods", () => {
   it("classifies a throttled destroy", async () => {
     const h = await setup();
     const inst = await h.set.create(request());
-    h.fake.failNext({ method: "DELETE", kind: "virtualMachines" }, { status: 429, code: "TooManyRequests", message: "x", retryAfter: "2" });
+    h.fake.failNext(
+      { method: "DELETE", kind: "virtualMachines" },
+      { status: 429, code: "TooManyRequests", message: "x", retryAfter: "2" },
+    );
     const err = await inst.destroy().catch((e: unknown) => e);
     expect((err as RateLimitError).earliestRetry.getTime()).toBe(START + 2000);
     expect(h.fake.list("virtualMachines")).toHaveLength(1);
@@ -369,7 +447,10 @@ describe("background disk collection", () => {
     h.fake.addDisk(SUB, "images", `${PREFIX}c-data`, { diskState: "Unattached", timeCreated: old });
     h.fake.addDisk(SUB, "images", `other-d-os`, { diskState: "Unattached", timeCreated: old });
     h.fake.addDisk(SUB, RG, `${PREFIX}e-os`, { diskState: "Unattached", timeCreated: old });
-    h.fake.addDisk(SUB, "images", `${PREFIX}young-os`, { diskState: "Unattached", timeCreated: new Date(START + GC_INTERVAL_MS - 1000) });
+    h.fake.addDisk(SUB, "images", `${PREFIX}young-os`, {
+      diskState: "Unattached",
+      timeCreated: new Date(START + GC_INTERVAL_MS - 1000),
+    });
 
     await h.clock.waitForSleepers(1);
     await h.clock.advance(GC_INTERVAL_MS - 1);
@@ -378,8 +459,19 @@ describe("background disk collection", () => {
     // The loop lists, queues, and goes back to sleep.
     await h.clock.waitForSleepers(1);
     await h.set.deletionsIdle();
-    expect(h.fake.list("disks").map((d) => d.name).sort()).toEqual(
-      [`${PREFIX}b-os`, `${PREFIX}c-data`, `other-d-os`, `${PREFIX}e-os`, `${PREFIX}young-os`].sort(),
+    expect(
+      h.fake
+        .list("disks")
+        .map((d) => d.name)
+        .sort(),
+    ).toEqual(
+      [
+        `${PREFIX}b-os`,
+        `${PREFIX}c-data`,
+        `other-d-os`,
+        `${PREFIX}e-os`,
+        `${PREFIX}young-os`,
+      ].sort(),
     );
 
     await h.set.stop();
@@ -404,7 +496,13 @@ describe("credentials and clouds", () => {
       },
     };
     const set = await createAzureDriver({ credential, clock: new ManualClock(START) })({
-      parameters: { SubscriptionID: SUB, ResourceGroup: RG, Network: "n", Subnet: "s", CloudEnvironment: env },
+      parameters: {
+        SubscriptionID: SUB,
+        ResourceGroup: RG,
+        Network: "n",
+        Subnet: "s",
+        CloudEnvironment: env,
+      },
       instanceSetId: instanceSetId(SET_ID),
       sharedResourceTags: {},
       logger: recordingLogger([]),

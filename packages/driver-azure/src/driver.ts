@@ -230,7 +230,10 @@ export class AzureInstanceSet implements InstanceSet {
     let suffix = "";
     for (let i = 0; i < 15; i++) suffix += NAME_ALPHABET[randomInt(NAME_ALPHABET.length)];
     const name = this.d.namePrefix + suffix;
-    const tags: Record<string, string> = { ...req.tags, [CREATED_AT_TAG]: this.now().toISOString() };
+    const tags: Record<string, string> = {
+      ...req.tags,
+      [CREATED_AT_TAG]: this.now().toISOString(),
+    };
     const log = this.log.child({ Instance: name, InstanceType: type.Name });
     const sub = encodeURIComponent(p.SubscriptionID);
 
@@ -264,7 +267,10 @@ export class AzureInstanceSet implements InstanceSet {
     let vhdBlobName: string | undefined;
     let storageProfile: VirtualMachine["storageProfile"];
     if (unmanaged) {
-      log.warn({ ImageID: req.imageId }, "using deprecated unmanaged VHD image; prefer a managed image");
+      log.warn(
+        { ImageID: req.imageId },
+        "using deprecated unmanaged VHD image; prefer a managed image",
+      );
       vhdBlobName = `${name}-os.vhd`;
       storageProfile = {
         osDisk: {
@@ -334,13 +340,19 @@ export class AzureInstanceSet implements InstanceSet {
           this.lro(),
         );
       } catch (delErr) {
-        log.warn({ error: errorMessage(delErr), NIC: nicName }, "Error deleting NIC after failed VM create");
+        log.warn(
+          { error: errorMessage(delErr), NIC: nicName },
+          "Error deleting NIC after failed VM create",
+        );
       }
       if (vhdBlobName !== undefined && this.d.blob !== undefined) {
         try {
           await this.d.blob.getBlobClient(vhdBlobName).deleteIfExists();
         } catch (delErr) {
-          log.warn({ error: errorMessage(delErr), blob: vhdBlobName }, "Error deleting VHD blob after failed VM create");
+          log.warn(
+            { error: errorMessage(delErr), blob: vhdBlobName },
+            "Error deleting VHD blob after failed VM create",
+          );
         }
       }
       // Managed OS disks are left to the disk collector.
@@ -388,7 +400,11 @@ export class AzureInstanceSet implements InstanceSet {
     return out;
   }
 
-  private considerNic(nic: NetworkInterface, now: Date, attached: Map<string, NetworkInterface>): void {
+  private considerNic(
+    nic: NetworkInterface,
+    now: Date,
+    attached: Map<string, NetworkInterface>,
+  ): void {
     const name = nic.name ?? "";
     if (!name.startsWith(this.d.namePrefix) || nic.id === undefined) return;
     if (nic.virtualMachine?.id !== undefined) {
@@ -416,7 +432,10 @@ export class AzureInstanceSet implements InstanceSet {
     const now = this.now().getTime();
     const maxAge = this.p.DeleteDanglingResourcesAfter;
     const pages = container
-      .listBlobsFlat({ prefix: this.d.namePrefix, ...(signal === undefined ? {} : { abortSignal: signal }) })
+      .listBlobsFlat({
+        prefix: this.d.namePrefix,
+        ...(signal === undefined ? {} : { abortSignal: signal }),
+      })
       .byPage();
     for await (const page of pages) {
       for (const b of page.segment.blobItems) {
@@ -433,7 +452,11 @@ export class AzureInstanceSet implements InstanceSet {
           await container.getBlobClient(b.name).deleteIfExists({ abortSignal: s });
           this.log.info({ blob: b.name }, "Deleted blob");
         });
-        if (queued) this.log.info({ blob: b.name }, `Will delete blob ${b.name} because it is older than ${maxAge / 1000}s`);
+        if (queued)
+          this.log.info(
+            { blob: b.name },
+            `Will delete blob ${b.name} because it is older than ${maxAge / 1000}s`,
+          );
       }
     }
   }
@@ -453,7 +476,11 @@ export class AzureInstanceSet implements InstanceSet {
         await this.d.clients.compute.disks.delete(rg, name, this.lro(s));
         this.log.info({ disk: name }, "Deleted disk");
       });
-      if (queued) this.log.info({ disk: name }, `Will delete disk ${name} because it is older than ${maxAge / 1000}s`);
+      if (queued)
+        this.log.info(
+          { disk: name },
+          `Will delete disk ${name} because it is older than ${maxAge / 1000}s`,
+        );
     }
   }
 
@@ -486,7 +513,11 @@ export class AzureInstanceSet implements InstanceSet {
   /** @internal */
   async deleteVm(name: string, signal?: AbortSignal): Promise<void> {
     try {
-      await this.d.clients.compute.virtualMachines.delete(this.p.ResourceGroup, name, this.lro(signal));
+      await this.d.clients.compute.virtualMachines.delete(
+        this.p.ResourceGroup,
+        name,
+        this.lro(signal),
+      );
     } catch (err) {
       throw this.classify(err);
     }

@@ -13,13 +13,14 @@ const minimal = {
 };
 
 function problemsOf(fn: () => unknown): readonly string[] {
+  let caught: unknown;
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(DriverParametersError);
-    return (err as DriverParametersError).problems;
+    caught = err;
   }
-  throw new Error("expected a DriverParametersError");
+  expect(caught).toBeInstanceOf(DriverParametersError);
+  return (caught as DriverParametersError).problems;
 }
 
 describe("readParameters", () => {
@@ -58,7 +59,10 @@ describe("readParameters", () => {
   });
 
   it("knows the US government cloud", () => {
-    const p = readParameters({ ...minimal, CloudEnvironment: "AzureUSGovernmentCloud" }, { credentialInjected: false });
+    const p = readParameters(
+      { ...minimal, CloudEnvironment: "AzureUSGovernmentCloud" },
+      { credentialInjected: false },
+    );
     expect(p.CloudEnvironment.resourceManagerEndpoint).toBe("https://management.usgovcloudapi.net");
     expect(p.CloudEnvironment.authorityHost).toBe("https://login.microsoftonline.us");
     expect(p.CloudEnvironment.storageEndpointSuffix).toBe("core.usgovcloudapi.net");

@@ -12,9 +12,7 @@ export interface CloudEnvironment {
 }
 
 export type CloudEnvironmentName =
-  | "AzurePublicCloud"
-  | "AzureUSGovernmentCloud"
-  | "AzureChinaCloud";
+  "AzurePublicCloud" | "AzureUSGovernmentCloud" | "AzureChinaCloud";
 
 export const CLOUD_ENVIRONMENTS: Readonly<Record<CloudEnvironmentName, CloudEnvironment>> = {
   AzurePublicCloud: {
@@ -92,7 +90,8 @@ export function readParameters(
   );
   const endpoint = (key: string): string => {
     const v = optional(key).replace(/\/+$/, "");
-    if (v !== "" && !/^https?:\/\/[^/]/.test(v)) r.problem(key, `must be an http or https URL, not ${JSON.stringify(v)}`);
+    if (v !== "" && !/^https?:\/\/[^/]/.test(v))
+      r.problem(key, `must be an http or https URL, not ${JSON.stringify(v)}`);
     return v;
   };
   const resourceGroup = required("ResourceGroup");
@@ -112,7 +111,10 @@ export function readParameters(
     BlobContainer: optional("BlobContainer"),
     SharedImageGalleryName: optional("SharedImageGalleryName"),
     SharedImageGalleryImageVersion: optional("SharedImageGalleryImageVersion"),
-    DeleteDanglingResourcesAfter: r.duration("DeleteDanglingResourcesAfter", { default: 20_000, min: 0 }),
+    DeleteDanglingResourcesAfter: r.duration("DeleteDanglingResourcesAfter", {
+      default: 20_000,
+      min: 0,
+    }),
     AdminUsername: r.string("AdminUsername", { default: "crunch" }) || "crunch",
     ResourceManagerEndpoint: endpoint("ResourceManagerEndpoint"),
     StorageBlobEndpoint: endpoint("StorageBlobEndpoint"),

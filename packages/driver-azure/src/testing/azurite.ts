@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 /** azurite's well-known development account. */
 export const AZURITE_ACCOUNT = "devstoreaccount1";
 export const AZURITE_KEY =
-  "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UJxR0jAoI3NZBmDPShwX3w1z2DIdYtbNAgA==";
+  "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 export interface Azurite {
   /** Blob service URL including the account, e.g. `http://127.0.0.1:PORT/devstoreaccount1`. */
@@ -24,7 +24,13 @@ export async function startAzurite(signal?: AbortSignal): Promise<Azurite> {
   const port = await freePort();
   const location = await mkdtemp(join(tmpdir(), "azurite-"));
   const require = createRequire(import.meta.url);
-  const main = join(dirname(require.resolve("azurite/package.json")), "dist", "src", "blob", "main.js");
+  const main = join(
+    dirname(require.resolve("azurite/package.json")),
+    "dist",
+    "src",
+    "blob",
+    "main.js",
+  );
   const child: ChildProcess = spawn(
     process.execPath,
     [
@@ -70,11 +76,17 @@ function freePort(): Promise<number> {
 }
 
 /** Poll for a TCP connection, each attempt waiting for the previous to fail; no fixed sleeps. */
-async function waitForPort(port: number, child: ChildProcess, stderr: () => string, signal?: AbortSignal): Promise<void> {
+async function waitForPort(
+  port: number,
+  child: ChildProcess,
+  stderr: () => string,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (signal?.aborted === true) throw new Error("aborted waiting for azurite");
-    if (child.exitCode !== null) throw new Error(`azurite exited with ${child.exitCode}: ${stderr()}`);
+    if (child.exitCode !== null)
+      throw new Error(`azurite exited with ${child.exitCode}: ${stderr()}`);
     const ok = await new Promise<boolean>((resolve) => {
       const sock = net.connect(port, "127.0.0.1");
       sock.once("connect", () => {

@@ -160,7 +160,13 @@ export class FakeArm {
 
   /** Park requests matching `match` until `release()`. */
   hold(match: RequestMatch): Hold {
-    const state: HoldState = { match, waiting: [], maxWaiting: 0, released: false, events: new EventEmitter() };
+    const state: HoldState = {
+      match,
+      waiting: [],
+      maxWaiting: 0,
+      released: false,
+      events: new EventEmitter(),
+    };
     this.holds.push(state);
     return {
       get waiting() {
@@ -208,13 +214,20 @@ export class FakeArm {
   }
 
   /** Store a NIC directly (e.g. a dangling one with an old created-at tag). */
-  addNic(subscription: string, resourceGroup: string, name: string, tags: Record<string, string>): ArmResource {
+  addNic(
+    subscription: string,
+    resourceGroup: string,
+    name: string,
+    tags: Record<string, string>,
+  ): ArmResource {
     return this.put(subscription, resourceGroup, "networkInterfaces", name, {
       location: "centralus",
       tags,
       properties: {
         provisioningState: "Succeeded",
-        ipConfigurations: [{ name: "ip1", properties: { privateIPAddress: this.allocateAddress() } }],
+        ipConfigurations: [
+          { name: "ip1", properties: { privateIPAddress: this.allocateAddress() } },
+        ],
       },
     });
   }
@@ -229,7 +242,11 @@ export class FakeArm {
     return this.put(subscription, resourceGroup, "disks", name, {
       location: "centralus",
       tags: {},
-      properties: { provisioningState: "Succeeded", diskState: props.diskState, timeCreated: props.timeCreated.toISOString() },
+      properties: {
+        provisioningState: "Succeeded",
+        diskState: props.diskState,
+        timeCreated: props.timeCreated.toISOString(),
+      },
     });
   }
 
@@ -245,12 +262,18 @@ export class FakeArm {
     const body = text === "" ? {} : (JSON.parse(text) as Record<string, unknown>);
 
     const parsed = this.parse(url.pathname);
-    if (parsed === undefined) return this.error(res, 404, "NotFound", `no such path ${url.pathname}`);
+    if (parsed === undefined)
+      return this.error(res, 404, "NotFound", `no such path ${url.pathname}`);
     if (parsed.kind === "operation" || parsed.kind === "operationResult") {
       return this.pollOperation(res, parsed.opId!, parsed.kind === "operationResult");
     }
 
-    const match = { method, kind: parsed.kind, name: parsed.name ?? "", laterPage: url.searchParams.has("$skiptoken") };
+    const match = {
+      method,
+      kind: parsed.kind,
+      name: parsed.name ?? "",
+      laterPage: url.searchParams.has("$skiptoken"),
+    };
     for (const h of this.holds) {
       if (!h.released && matches(h.match, match)) {
         await new Promise<void>((resolve) => {
@@ -265,7 +288,8 @@ export class FakeArm {
     if (fi >= 0) {
       const { failure } = this.failures.splice(fi, 1)[0]!;
       if (failure.async === true && method === "PUT") asyncFailure = failure;
-      else return this.error(res, failure.status, failure.code, failure.message, failure.retryAfter);
+      else
+        return this.error(res, failure.status, failure.code, failure.message, failure.retryAfter);
     }
 
     if (parsed.kind === "listKeys") {
@@ -277,7 +301,8 @@ export class FakeArm {
     }
     const kind = parsed.kind;
     if (parsed.name === undefined) {
-      if (method !== "GET") return this.error(res, 405, "MethodNotAllowed", `${method} on a collection`);
+      if (method !== "GET")
+        return this.error(res, 405, "MethodNotAllowed", `${method} on a collection`);
       return this.listPage(res, parsed, kind, Number(url.searchParams.get("$skiptoken") ?? "0"));
     }
     const id = this.idOf(parsed.subscription, parsed.resourceGroup, kind, parsed.name, true);
@@ -293,7 +318,17 @@ export class FakeArm {
         const r = this.resources.get(id);
         if (r === undefined) return this.notFound(res, kind, parsed.name);
         if (body["tags"] !== undefined) r.tags = { ...(body["tags"] as Record<string, string>) };
-        return this.accept(res, 200, r, this.operation(undefined, () => undefined, 200, () => r));
+        return this.accept(
+          res,
+          200,
+          r,
+          this.operation(
+            undefined,
+            () => undefined,
+            200,
+            () => r,
+          ),
+        );
       }
       case "DELETE":
         return this.delete(res, id, kind);
@@ -312,21 +347,29 @@ export class FakeArm {
     const name = p.name!;
     const id = this.idOf(p.subscription, p.resourceGroup, kind, name, true);
     const existing = this.resources.get(id);
-    const props = { ...((body["properties"] as Record<string, unknown> | undefined) ?? {}) };
+    const props = { ...(body["properties"] as Record<string, unknown> | undefined) };
 
     if (kind === "virtualMachines") {
-      const nics = (props["networkProfile"] as { networkInterfaces?: { id?: string }[] } | undefined)
-        ?.networkInterfaces;
+      const nics = (
+        props["networkProfile"] as { networkInterfaces?: { id?: string }[] } | undefined
+      )?.networkInterfaces;
       const nicId = nics?.[0]?.id ?? "";
       const nic = this.resources.get(nicId.toLowerCase());
       if (nic === undefined) {
-        return this.error(res, 400, "InvalidResourceReference", `Resource ${nicId} referenced by resource ${id} was not found.`);
+        return this.error(
+          res,
+          400,
+          "InvalidResourceReference",
+          `Resource ${nicId} referenced by resource ${id} was not found.`,
+        );
       }
       await this.onVmCreate?.(name, body);
       (props as { vmId?: string }).vmId = randomUUID();
     }
     if (kind === "networkInterfaces") {
-      const configs = (props["ipConfigurations"] as { name?: string; properties?: Record<string, unknown> }[] | undefined) ?? [];
+      const configs =
+        (props["ipConfigurations"] as
+          { name?: string; properties?: Record<string, unknown> }[] | undefined) ?? [];
       props["ipConfigurations"] = configs.map((c) => ({
         ...c,
         properties: { ...c.properties, privateIPAddress: this.allocateAddress() },
@@ -334,8 +377,8 @@ export class FakeArm {
     }
     props["provisioningState"] = existing === undefined ? "Creating" : "Updating";
     const resource = this.put(p.subscription, p.resourceGroup, kind, name, {
-      location: String(body["location"] ?? "centralus"),
-      tags: { ...((body["tags"] as Record<string, string> | undefined) ?? {}) },
+      location: typeof body["location"] === "string" ? body["location"] : "centralus",
+      tags: { ...(body["tags"] as Record<string, string> | undefined) },
       properties: props,
     });
 
@@ -347,7 +390,12 @@ export class FakeArm {
       resource.properties["provisioningState"] = "Succeeded";
       if (kind === "virtualMachines") this.attach(resource, p);
     };
-    this.accept(res, existing === undefined ? 201 : 200, resource, this.operation(asyncFailure, finish, 200, () => resource));
+    this.accept(
+      res,
+      existing === undefined ? 201 : 200,
+      resource,
+      this.operation(asyncFailure, finish, 200, () => resource),
+    );
   }
 
   /** A created VM: its NIC now points at it, and a managed image leaves an attached OS disk. */
@@ -356,11 +404,16 @@ export class FakeArm {
       networkProfile?: { networkInterfaces?: { id?: string }[] };
       storageProfile?: { osDisk?: { name?: string; vhd?: unknown } };
     };
-    const nic = this.resources.get((props.networkProfile?.networkInterfaces?.[0]?.id ?? "").toLowerCase());
+    const nic = this.resources.get(
+      (props.networkProfile?.networkInterfaces?.[0]?.id ?? "").toLowerCase(),
+    );
     if (nic !== undefined) nic.properties["virtualMachine"] = { id: vm.id };
     const os = props.storageProfile?.osDisk;
     if (os?.name !== undefined && os.vhd === undefined) {
-      this.addDisk(p.subscription, p.resourceGroup, os.name, { diskState: "Attached", timeCreated: new Date() });
+      this.addDisk(p.subscription, p.resourceGroup, os.name, {
+        diskState: "Attached",
+        timeCreated: new Date(),
+      });
     }
   }
 
@@ -371,7 +424,12 @@ export class FakeArm {
       return;
     }
     if (kind === "networkInterfaces" && r.properties["virtualMachine"] !== undefined) {
-      return this.error(res, 400, "NicInUse", `Network Interface ${id} is used by existing resource ${(r.properties["virtualMachine"] as { id: string }).id}.`);
+      return this.error(
+        res,
+        400,
+        "NicInUse",
+        `Network Interface ${id} is used by existing resource ${(r.properties["virtualMachine"] as { id: string }).id}.`,
+      );
     }
     r.properties["provisioningState"] = "Deleting";
     const finish = (): void => {
@@ -382,14 +440,24 @@ export class FakeArm {
           networkProfile?: { networkInterfaces?: { id?: string }[] };
           storageProfile?: { osDisk?: { name?: string } };
         };
-        const nic = this.resources.get((props.networkProfile?.networkInterfaces?.[0]?.id ?? "").toLowerCase());
+        const nic = this.resources.get(
+          (props.networkProfile?.networkInterfaces?.[0]?.id ?? "").toLowerCase(),
+        );
         if (nic !== undefined) delete nic.properties["virtualMachine"];
-        const diskId = id.replace(/virtualmachines\/[^/]+$/, `disks/${props.storageProfile?.osDisk?.name ?? ""}`.toLowerCase());
+        const diskId = id.replace(
+          /virtualmachines\/[^/]+$/,
+          `disks/${props.storageProfile?.osDisk?.name ?? ""}`.toLowerCase(),
+        );
         const disk = this.resources.get(diskId);
         if (disk !== undefined) disk.properties["diskState"] = "Unattached";
       }
     };
-    this.accept(res, 202, undefined, this.operation(undefined, finish, 204, () => undefined));
+    this.accept(
+      res,
+      202,
+      undefined,
+      this.operation(undefined, finish, 204, () => undefined),
+    );
   }
 
   private listPage(res: http.ServerResponse, p: Parsed, kind: ArmResourceKind, skip: number): void {
@@ -401,7 +469,9 @@ export class FakeArm {
     this.json(res, 200, {
       value,
       ...(more
-        ? { nextLink: `${this.endpoint}${p.collectionPath}?api-version=fake&$skiptoken=${skip + this.pageSize}` }
+        ? {
+            nextLink: `${this.endpoint}${p.collectionPath}?api-version=fake&$skiptoken=${skip + this.pageSize}`,
+          }
         : {}),
     });
   }
@@ -413,7 +483,14 @@ export class FakeArm {
     resultBody: () => unknown,
   ): string {
     const id = randomUUID();
-    this.operations.set(id, { pollsLeft: this.pollsBeforeDone, failure, finish, done: false, resultStatus, resultBody });
+    this.operations.set(id, {
+      pollsLeft: this.pollsBeforeDone,
+      failure,
+      finish,
+      done: false,
+      resultStatus,
+      resultBody,
+    });
     return id;
   }
 
@@ -441,7 +518,12 @@ export class FakeArm {
     }
     if (result) {
       if (!op.done) {
-        res.writeHead(202, { "retry-after": "0", location: `${this.endpoint}/fakeOperations/${opId}/result` }).end();
+        res
+          .writeHead(202, {
+            "retry-after": "0",
+            location: `${this.endpoint}/fakeOperations/${opId}/result`,
+          })
+          .end();
       } else if (op.failure !== undefined) {
         this.error(res, op.failure.status, op.failure.code, op.failure.message);
       } else if (op.resultStatus === 204) {
@@ -479,16 +561,31 @@ export class FakeArm {
         collectionPath: "",
       };
     }
-    const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/i.exec(path);
+    const m =
+      /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/i.exec(
+        path,
+      );
     if (m === null) return undefined;
     const [, subscription, resourceGroup, ns, type, name, action] = m;
     const base = `/subscriptions/${subscription}/resourceGroups/${resourceGroup}/providers/${ns}/${type}`;
-    if (ns!.toLowerCase() === "microsoft.storage" && type!.toLowerCase() === "storageaccounts" && action?.toLowerCase() === "listkeys") {
-      return { kind: "listKeys", subscription: subscription!, resourceGroup: decodeURIComponent(resourceGroup!), name: decodeURIComponent(name!), collectionPath: base };
+    if (
+      ns!.toLowerCase() === "microsoft.storage" &&
+      type!.toLowerCase() === "storageaccounts" &&
+      action?.toLowerCase() === "listkeys"
+    ) {
+      return {
+        kind: "listKeys",
+        subscription: subscription!,
+        resourceGroup: decodeURIComponent(resourceGroup!),
+        name: decodeURIComponent(name!),
+        collectionPath: base,
+      };
     }
     if (action !== undefined) return undefined;
     const kind = (Object.keys(TYPES) as ArmResourceKind[]).find(
-      (k) => TYPES[k][0].toLowerCase() === ns!.toLowerCase() && TYPES[k][1].toLowerCase() === type!.toLowerCase(),
+      (k) =>
+        TYPES[k][0].toLowerCase() === ns!.toLowerCase() &&
+        TYPES[k][1].toLowerCase() === type!.toLowerCase(),
     );
     if (kind === undefined) return undefined;
     return {
@@ -500,7 +597,13 @@ export class FakeArm {
     };
   }
 
-  private idOf(sub: string, rg: string, kind: ArmResourceKind, name: string, lower = false): string {
+  private idOf(
+    sub: string,
+    rg: string,
+    kind: ArmResourceKind,
+    name: string,
+    lower = false,
+  ): string {
     const [ns, type] = TYPES[kind];
     const id = `/subscriptions/${sub}/resourceGroups/${rg}/providers/${ns}/${type}/${name}`;
     return lower ? id.toLowerCase() : id;
@@ -514,7 +617,12 @@ export class FakeArm {
     r: Pick<ArmResource, "location" | "tags" | "properties">,
   ): ArmResource {
     const [ns, type] = TYPES[kind];
-    const resource: ArmResource = { id: this.idOf(sub, rg, kind, name), name, type: `${ns}/${type}`, ...r };
+    const resource: ArmResource = {
+      id: this.idOf(sub, rg, kind, name),
+      name,
+      type: `${ns}/${type}`,
+      ...r,
+    };
     this.resources.set(resource.id.toLowerCase(), resource);
     return resource;
   }
@@ -533,10 +641,21 @@ export class FakeArm {
 
   private notFound(res: http.ServerResponse, kind: ArmResourceKind, name: string): void {
     const [ns, type] = TYPES[kind];
-    this.error(res, 404, "ResourceNotFound", `The Resource '${ns}/${type}/${name}' under resource group was not found.`);
+    this.error(
+      res,
+      404,
+      "ResourceNotFound",
+      `The Resource '${ns}/${type}/${name}' under resource group was not found.`,
+    );
   }
 
-  private error(res: http.ServerResponse, status: number, code: string, message: string, retryAfter?: string): void {
+  private error(
+    res: http.ServerResponse,
+    status: number,
+    code: string,
+    message: string,
+    retryAfter?: string,
+  ): void {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (retryAfter !== undefined) headers["retry-after"] = retryAfter;
     res.writeHead(status, headers);
@@ -549,7 +668,10 @@ export class FakeArm {
   }
 }
 
-function matches(m: RequestMatch, r: { method: string; kind: string; name: string; laterPage: boolean }): boolean {
+function matches(
+  m: RequestMatch,
+  r: { method: string; kind: string; name: string; laterPage: boolean },
+): boolean {
   return (
     (m.laterPage === undefined || m.laterPage === r.laterPage) &&
     (m.method === undefined || m.method === r.method) &&
