@@ -1097,6 +1097,32 @@ describe("public API details", () => {
     s.cloud.release();
   });
 
+  it("calls subscribed listeners after notifications, coalesced, until unsubscribed", async () => {
+    const s = await setup();
+    let calls = 0;
+    const unsubscribe = s.pool.subscribe(() => calls++);
+    await readyWorker(s);
+    await s.clock.advance(0);
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(5); // create, appear, in service… coalesce
+    unsubscribe();
+    const before = calls;
+    s.pool.killInstance(s.cloud.vms()[0]!.id, "x");
+    await s.clock.advance(0);
+    expect(calls).toBe(before);
+  });
+
+  it("takes the controller's created_at for the queue→crunch-run metric", async () => {
+    const s = await setup();
+    const id = await readyWorker(s);
+    s.pool.startContainer(id, { uuid: ctr(1).uuid, created_at: "2025-12-31T23:59:50Z" });
+    await s.pool.settled();
+    const q = await s.registry
+      .getSingleMetric("arvados_dispatchcloud_containers_time_from_queue_to_crunch_run_seconds")!
+      .get();
+    expect(q.values.find((v) => v.metricName?.endsWith("_sum"))?.value).toBe(10);
+  });
+
   it("Stop() destroys nothing and kills nothing", async () => {
     const s = await setup();
     const id = await readyWorker(s);

@@ -280,10 +280,30 @@ export class WorkerPool {
 
   // ---------------------------------------------------------------- public API
 
-  subscribe(): PoolSubscription {
+  /**
+   * Without an argument: a one-slot channel to wait on. With a listener: it is called
+   * (coalesced, in a microtask) after notifications; the result unsubscribes.
+   */
+  subscribe(): PoolSubscription;
+  subscribe(listener: () => void): () => void;
+  subscribe(listener?: () => void): PoolSubscription | (() => void) {
     const s = new Subscription();
     this.#subs.add(s);
-    return s;
+    if (listener === undefined) return s;
+    const ctl = new AbortController();
+    void (async () => {
+      while (await s.wait(ctl.signal)) {
+        try {
+          listener();
+        } catch (err) {
+          this.#log.error({ error: errorMessage(err) }, "pool subscriber failed");
+        }
+      }
+    })();
+    return () => {
+      ctl.abort();
+      this.unsubscribe(s);
+    };
   }
 
   unsubscribe(sub: PoolSubscription): void {
@@ -945,7 +965,10 @@ export class WorkerPool {
       log.error({ error: errorMessage(err) }, "error starting crunch-run process");
     }
     const now = this.#now();
-    this.#metrics.timeFromQueueToCrunchRun.observe((now - ctr.createdAt.getTime()) / 1000);
+    const created = ctr.createdAt?.getTime() ?? Date.parse(ctr.created_at ?? "");
+    if (Number.isFinite(created)) {
+      this.#metrics.timeFromQueueToCrunchRun.observe((now - created) / 1000);
+    }
     // A failed start shows up at the next probe as an exited container.
     if (w.starting.get(ctr.uuid) === rr) {
       w.starting.delete(ctr.uuid);

@@ -72,11 +72,16 @@ export type CreateResult =
 /** The outcome of an admin action on one instance; `error` is the management API's 404 text. */
 export type ActionResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
-/** The part of a container record StartContainer needs. */
+/**
+ * The part of a container record StartContainer needs. The creation time feeds the
+ * queue→crunch-run latency metric; either form is accepted (a controller record has
+ * `created_at`).
+ */
 export interface ContainerToStart {
   readonly uuid: ContainerUuid | string;
-  /** When the container was created (for the queue→crunch-run latency metric). */
-  readonly createdAt: Date;
+  readonly createdAt?: Date;
+  /** RFC 3339, as the controller sends it. */
+  readonly created_at?: string;
 }
 
 /**
