@@ -33,10 +33,14 @@ export interface StubDriverOptions extends Omit<StubCloudOptions, "parameters" |
 export function createStubDriver(options: StubDriverOptions = {}): DriverFactory {
   const { onCloud, ...rest } = options;
   return (context) => {
-    const parameters = parseStubParameters(context.parameters);
-    const cloud = new StubCloud({ ...rest, parameters, logger: context.logger });
-    onCloud?.(cloud);
-    return Promise.resolve(cloud.instanceSet);
+    try {
+      const parameters = parseStubParameters(context.parameters);
+      const cloud = new StubCloud({ ...rest, parameters, logger: context.logger });
+      onCloud?.(cloud);
+      return Promise.resolve(cloud.instanceSet);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   };
 }
 

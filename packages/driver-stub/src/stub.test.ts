@@ -182,3 +182,116 @@ describe("stub knobs", () => {
     expect(CapacityError.is(listErr) && listErr.scope).toBe("quota-group");
   });
 });
+
+describe("more stub knobs", () => {
+  it("slow boots: every Nth VM takes SlowBootDelay, others BootDelay", async () => {
+    const { cloud, set, clock } = setup({
+      bootDelayMs: 100,
+      slowBootEvery: 2,
+      slowBootDelayMs: 10_000,
+    });
+    const a = await create(set);
+    const b = await create(set);
+    const fa = inProcessExecutorFactory(cloud)(target(a));
+    const fb = inProcessExecutorFactory(cloud)(target(b));
+    await expect(fa.execute("true")).rejects.toThrow("connection refused");
+    await clock.advance(100);
+    expect((await fa.execute("true")).exitCode).toBe(0);
+    await expect(fb.execute("true")).rejects.toThrow("connection refused");
+    await clock.advance(9900);
+    expect((await fb.execute("true")).exitCode).toBe(0);
+  });
+
+  it("broken VMs: every Nth VM lists `broken` once booted for BrokenAfter", async () => {
+    const { cloud, set, clock } = setup({ brokenEvery: 2, brokenAfterMs: 1000 });
+    const a = await create(set);
+    const b = await create(set);
+    const ea = inProcessExecutorFactory(cloud)(target(a));
+    const eb = inProcessExecutorFactory(cloud)(target(b));
+    expect((await eb.execute("crunch-run --list")).stdout.toString()).toBe("");
+    await clock.advance(1000);
+    expect((await eb.execute("crunch-run --list")).stdout.toString()).toBe("broken\n");
+    expect((await ea.execute("crunch-run --list")).stdout.toString()).toBe("");
+    cloud.vm(a.id)?.setBroken(true);
+    expect((await ea.execute("crunch-run --list")).stdout.toString()).toBe("broken\n");
+  });
+
+  it("silent VMs: commands hang until the executor's timeout", async () => {
+    const { cloud, set, clock } = setup({ silentEvery: 1, silentAfterMs: 500 });
+    const a = await create(set);
+    const ex = inProcessExecutorFactory(cloud)(target(a));
+    expect((await ex.execute("true")).exitCode).toBe(0);
+    await clock.advance(500);
+    const hung = ex.execute("crunch-run --list", { timeoutMs: 2000 });
+    let settled = false;
+    void hung.catch(() => (settled = true));
+    await clock.advance(1999);
+    expect(settled).toBe(false);
+    await clock.advance(1);
+    await expect(hung).rejects.toThrow("timed out");
+  });
+
+  it("fails every Nth destroy and setTags, and MaxInstances counts live VMs", async () => {
+    const { set } = setup({
+      failDestroy: { every: 1, kind: "plain" },
+      failSetTags: { every: 2, kind: "quota" },
+      maxInstances: 1,
+    });
+    const a = await create(set);
+    await a.setTags({ x: "1" });
+    await expect(a.setTags({ x: "2" })).rejects.toSatisfy((e) => QuotaError.is(e));
+    await expect(a.destroy()).rejects.toThrow("injected failure of destroy call #1");
+    await expect(create(set)).rejects.toSatisfy((e) => QuotaError.is(e));
+  });
+
+  it("kill ends a run and reports it Cancelled; stale and unkillable runs", async () => {
+    const { cloud, set, clock, api } = setup({ containerRunTimeMs: 60_000 });
+    const a = await create(set);
+    const ex = inProcessExecutorFactory(cloud)(target(a));
+    const cfg = JSON.stringify({ Env: { ARVADOS_API_HOST: "h", ARVADOS_API_TOKEN: "t" } });
+    const u1 = "zzzzz-dz642-000000000000011";
+    const u2 = "zzzzz-dz642-000000000000012";
+    await ex.execute(`crunch-run --detach --stdin-config '${u1}'`, { stdin: cfg });
+    await ex.execute(`crunch-run --detach --stdin-config '${u2}'`, { stdin: cfg });
+    const dup = await ex.execute(`crunch-run --detach --stdin-config '${u1}'`, { stdin: cfg });
+    expect(dup.exitCode).toBe(1);
+    expect(dup.stderr.toString()).toContain("lock");
+    await clock.waitForSleepers(2);
+    const vm = cloud.vm(a.id)!;
+    vm.unkillable = true;
+    expect((await ex.execute(`crunch-run --kill 15 ${u1}`)).exitCode).toBe(1);
+    vm.unkillable = false;
+    expect((await ex.execute(`crunch-run --kill 15 ${u1}`)).exitCode).toBe(0);
+    await clock.advance(0);
+    expect(api.at(-1)?.body).toEqual({ container: { state: "Cancelled" } });
+    vm.markStale(u2);
+    expect((await ex.execute("crunch-run --list")).stdout.toString()).toBe(`${u2} stale\n`);
+    expect((await ex.execute(`crunch-run --kill 15 ${u1}`)).exitCode).toBe(0);
+  });
+
+  it("checks host keys per HostKeyCheck and refuses a bad instance secret", async () => {
+    const { cloud, set } = setup({ hostKeyCheck: "compare" });
+    const a = await create(set);
+    const session = { run: () => Promise.reject(new Error("unused")) };
+    expect(await a.verifyHostKey(cloud.vm(a.id)!.hostKey.publicKeyWire, session)).toEqual({
+      kind: "verified",
+    });
+    expect((await a.verifyHostKey(key.publicKeyWire, session)).kind).toBe("mismatch");
+    const other = setup();
+    const b = await create(other.set, "right");
+    const ex = inProcessExecutorFactory(other.cloud)({ ...target(b), instanceSecret: "wrong" });
+    await expect(ex.execute("true")).rejects.toThrow("bad instance secret");
+  });
+
+  it("records calls in order with outcomes", async () => {
+    const { cloud, set } = setup();
+    cloud.failNext("list", new Error("once"));
+    await expect(set.instances({ k: "v" })).rejects.toThrow("once");
+    const a = await create(set);
+    expect(cloud.calls().map((c) => [c.op, c.outcome, c.instanceId])).toEqual([
+      ["list", "error", undefined],
+      ["create", "ok", a.id],
+    ]);
+    expect(cloud.calls("list")[0]?.tags).toEqual({ k: "v" });
+  });
+});
