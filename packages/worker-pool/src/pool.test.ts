@@ -780,6 +780,27 @@ describe("transitions", () => {
     ).toBe(true);
   });
 
+  it("a booting worker whose run probe alone fails is shut down without an outcome, then counts as disappeared", async () => {
+    const s = await setup({
+      config: {
+        deployRunnerBinary: "",
+        crunchRunCommand: "/opt/missing/crunch-run",
+        timeoutBootingMs: 60_000,
+      },
+    });
+    const id = await createWorker(s);
+    await s.pool.probeNow();
+    expect(logged(s, "probe failed")[0]!.fields["stderr"]).toContain("not found");
+    await s.clock.advance(60_000);
+    await s.pool.probeNow();
+    expect(view(s.pool, id)?.worker_state).toBe("shutdown");
+    expect(logged(s, "boot failed")).toHaveLength(0);
+    expect(await outcome(s.registry, "failure")).toBe(0);
+    await s.pool.settled();
+    await s.pool.syncNow();
+    expect(await outcome(s.registry, "disappeared")).toBe(1);
+  });
+
   it("a held booting worker is never shut down for failing probes", async () => {
     const s = await setup({
       stub: { bootDelayMs: 24 * HOUR },
