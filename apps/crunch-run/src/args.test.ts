@@ -3,8 +3,19 @@ import { UsageError, parseArgs } from "./args.js";
 
 describe("parseArgs", () => {
   it("accepts -flag and --flag alike, as the dispatcher and Go's flag package write them", () => {
-    const a = parseArgs(["--detach", "--stdin-config", "--runtime-engine=process", "zzzzz-dz642-000000000000001"]);
-    const b = parseArgs(["-detach", "-stdin-config", "-runtime-engine", "process", "zzzzz-dz642-000000000000001"]);
+    const a = parseArgs([
+      "--detach",
+      "--stdin-config",
+      "--runtime-engine=process",
+      "zzzzz-dz642-000000000000001",
+    ]);
+    const b = parseArgs([
+      "-detach",
+      "-stdin-config",
+      "-runtime-engine",
+      "process",
+      "zzzzz-dz642-000000000000001",
+    ]);
     expect(a).toEqual(b);
     expect(a).toMatchObject({ detach: true, stdinConfig: true, runtimeEngine: "process" });
     expect(a.containerUuid).toBe("zzzzz-dz642-000000000000001");
@@ -20,13 +31,18 @@ describe("parseArgs", () => {
   });
 
   it("needs a container UUID except with --list", () => {
-    expect(parseArgs(["--list", "--stdin-prices"])).toMatchObject({ list: true, stdinPrices: true });
+    expect(parseArgs(["--list", "--stdin-prices"])).toMatchObject({
+      list: true,
+      stdinPrices: true,
+    });
     expect(() => parseArgs(["--detach"])).toThrow(
       new UsageError("missing required argument: container-uuid (try -help)"),
     );
   });
 
   it("rejects unknown flags by name", () => {
-    expect(() => parseArgs(["--frobnicate", "x"])).toThrow("flag provided but not defined: -frobnicate");
+    expect(() => parseArgs(["--frobnicate", "x"])).toThrow(
+      "flag provided but not defined: -frobnicate",
+    );
   });
 });

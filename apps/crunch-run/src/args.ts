@@ -87,7 +87,9 @@ export function parseArgs(argv: readonly string[]): RunnerArgs {
     throw new UsageError("missing required argument: container-uuid (try -help)");
   }
   if (positional.length > 1) {
-    throw new UsageError(`unexpected arguments after the container UUID: ${positional.slice(1).join(" ")}`);
+    throw new UsageError(
+      `unexpected arguments after the container UUID: ${positional.slice(1).join(" ")}`,
+    );
   }
   return parsed;
 }

@@ -11,7 +11,11 @@ const WAIT_MS = 1000;
  * `--kill N <uuid>`: signal the container's runner and wait up to a second for it to exit.
  * No lock file means nothing runs: success. Exit 1 tells the dispatcher to try again later.
  */
-export async function killContainer(dir: string, uuid: string, signal: number): Promise<KillResult> {
+export async function killContainer(
+  dir: string,
+  uuid: string,
+  signal: number,
+): Promise<KillResult> {
   const info = readProcInfo(lockPath(dir, uuid));
   if (info === null) return { exitCode: 0, message: null };
   try {

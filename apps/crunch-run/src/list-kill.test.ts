@@ -38,7 +38,11 @@ afterEach(() => {
 describe("--list", () => {
   it("lists live runners, reports stale locks and broken nodes, and removes abandoned locks", async () => {
     writeProcInfo(lockPath(dir, UUID1), { UUID: UUID1, PID: await liveProcess() });
-    writeProcInfo(lockPath(dir, UUID2), { UUID: UUID2, PID: await deadPid(), ChildPID: await liveProcess() });
+    writeProcInfo(lockPath(dir, UUID2), {
+      UUID: UUID2,
+      PID: await deadPid(),
+      ChildPID: await liveProcess(),
+    });
     const abandoned = "zzzzz-dz642-000000000000003";
     writeProcInfo(lockPath(dir, abandoned), { UUID: abandoned, PID: await deadPid() });
     fs.writeFileSync(path.join(dir, BROKEN_MARKER), "");

@@ -35,7 +35,9 @@ function clientApi(env: Record<string, string | undefined>): RunnerApi {
   if (!apiHost || !token) {
     throw new Error("ARVADOS_API_HOST and ARVADOS_API_TOKEN must be given (with --stdin-config)");
   }
-  const insecure = ["1", "true", "yes"].includes((env["ARVADOS_API_HOST_INSECURE"] ?? "").toLowerCase());
+  const insecure = ["1", "true", "yes"].includes(
+    (env["ARVADOS_API_HOST_INSECURE"] ?? "").toLowerCase(),
+  );
   const client = new ArvadosClient({ apiHost, token, insecure });
   return {
     getContainer: async (uuid) => {

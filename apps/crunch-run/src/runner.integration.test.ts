@@ -1,0 +1,147 @@
+import { execFile, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { ArvadosClient, type Container } from "@dispatch-cloud/arvados-client";
+import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+
+// The bundled runner, exactly as the dispatcher deploys it, against the embedded container API.
+
+const run = promisify(execFile);
+const here = path.dirname(new URL(import.meta.url).pathname);
+const bundle = path.resolve(here, "../dist/crunch-run.cjs");
+const TOKEN = "systemroottoken0123456789abcdefghijklmnopqrstuvw";
+
+let api: ContainerApi;
+let client: ArvadosClient;
+let lockDir: string;
+
+beforeAll(async () => {
+  const built = spawnSync(process.execPath, ["build.mjs"], {
+    cwd: path.resolve(here, ".."),
+    encoding: "utf8",
+  });
+  if (built.status !== 0) throw new Error(`building the runner bundle failed: ${built.stderr}`);
+  api = await startContainerApi({ dbPath: ":memory:", systemRootToken: TOKEN, clusterId: "zzzzz" });
+  client = new ArvadosClient({ apiHost: api.url, token: TOKEN });
+});
+afterAll(async () => {
+  await api?.stop();
+});
+beforeEach(() => {
+  lockDir = fs.mkdtempSync(path.join(os.tmpdir(), "crunch-run-it-"));
+});
+
+async function lockedContainer(command: string[]): Promise<string> {
+  const cr = await client.containerRequests.create({
+    name: "runner test",
+    state: "Committed",
+    priority: 1,
+    container_image: "arvados/jobs",
+    command,
+    output_path: "/out",
+    cwd: "/out",
+    mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
+    runtime_constraints: { vcpus: 1, ram: 1 << 26 },
+  });
+  const uuid = cr.container_uuid!;
+  await client.containers.lock(uuid);
+  return uuid;
+}
+
+async function crunchRun(args: string[], stdin?: string) {
+  const child = execFile(process.execPath, [bundle, ...args], {
+    env: { ...process.env, CRUNCH_RUN_LOCK_DIR: lockDir },
+    encoding: "utf8",
+  });
+  if (stdin !== undefined) child.stdin!.end(stdin);
+  else child.stdin!.end();
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: string) => (stdout += d));
+    child.stderr!.on("data", (d: string) => (stderr += d));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+function stdinConfig(): string {
+  return JSON.stringify({
+    Env: { ARVADOS_API_HOST: api.url, ARVADOS_API_TOKEN: TOKEN, InstanceType: "{}\n" },
+    KeepBuffers: 0,
+    EC2SpotCheck: false,
+    Cluster: null,
+  });
+}
+
+async function finalState(uuid: string): Promise<Container> {
+  return vi.waitFor(
+    async () => {
+      const c = await client.containers.get(uuid);
+      if (c.state !== "Complete" && c.state !== "Cancelled") throw new Error(`still ${c.state}`);
+      return c;
+    },
+    { timeout: 20_000, interval: 50 },
+  );
+}
+
+async function logText(uuid: string, eventType: string): Promise<string> {
+  const logs = await client.logs.list({
+    filters: [
+      ["object_uuid", "=", uuid],
+      ["event_type", "=", eventType],
+    ],
+    order: ["id asc"],
+  });
+  return logs.items.map((l) => l.properties.text ?? "").join("");
+}
+
+describe("crunch-run against the container API", () => {
+  it("detaches, runs the command, logs its output and completes with its exit code", async () => {
+    const uuid = await lockedContainer(["sh", "-c", "echo Hello, Crunch!; echo oops >&2; exit 3"]);
+    const detached = await crunchRun(
+      ["--detach", "--stdin-config", "--runtime-engine=process", uuid],
+      stdinConfig(),
+    );
+    expect(detached.code).toBe(0);
+    expect(JSON.parse(detached.stdout)).toMatchObject({ UUID: uuid, PID: expect.any(Number) });
+
+    const done = await finalState(uuid);
+    expect(done).toMatchObject({ state: "Complete", exit_code: 3 });
+    expect(await logText(uuid, "stdout")).toBe("Hello, Crunch!\n");
+    expect(await logText(uuid, "stderr")).toBe("oops\n");
+    expect(await logText(uuid, "crunch-run")).toMatch(/container exited with code 3/);
+    // The runner removed its lock file: nothing is listed any more.
+    expect((await crunchRun(["--list"])).stdout).toBe("");
+  });
+
+  it("is listed while it runs, refuses a second runner, and ends Cancelled when killed", async () => {
+    const uuid = await lockedContainer(["sleep", "600"]);
+    const args = ["--detach", "--stdin-config", "--runtime-engine=process", uuid];
+    expect((await crunchRun(args, stdinConfig())).code).toBe(0);
+    await vi.waitFor(
+      async () => expect((await client.containers.get(uuid)).state).toBe("Running"),
+      {
+        timeout: 20_000,
+        interval: 50,
+      },
+    );
+    expect((await crunchRun(["--list"])).stdout).toBe(`${uuid}\n`);
+
+    const second = await crunchRun(args, stdinConfig());
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/already running/);
+
+    const killed = await crunchRun(["--kill", "15", uuid]);
+    expect(killed.code).toBe(0);
+    expect(await finalState(uuid)).toMatchObject({ state: "Cancelled" });
+  });
+
+  it("rejects an unsupported runtime engine with exit status 1", async () => {
+    const res = await crunchRun(["--runtime-engine=singularity", "zzzzz-dz642-000000000000009"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/unsupported RuntimeEngine "singularity"/);
+  });
+});
