@@ -93,9 +93,12 @@ export function acquireLock(dir: string, uuid: string): { fd: number; file: stri
       return { fd: fs.openSync(file, "wx", 0o600), file };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      // Exists: taken unless its holders are all gone.
       const info = readProcInfo(file);
       if (info !== null && lockState(info) !== "abandoned") {
-        throw new Error(`lock ${file}: container ${uuid} is already running (pid ${info.PID})`);
+        throw new Error(`lock ${file}: container ${uuid} is already running (pid ${info.PID})`, {
+          cause: err,
+        });
       }
       fs.rmSync(file, { force: true });
     }

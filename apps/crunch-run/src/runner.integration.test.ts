@@ -2,14 +2,12 @@ import { execFile, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { ArvadosClient, type Container } from "@dispatch-cloud/arvados-client";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 
 // The bundled runner, exactly as the dispatcher deploys it, against the embedded container API.
 
-const run = promisify(execFile);
 const here = path.dirname(new URL(import.meta.url).pathname);
 const bundle = path.resolve(here, "../dist/crunch-run.cjs");
 const TOKEN = "systemroottoken0123456789abcdefghijklmnopqrstuvw";
