@@ -1,0 +1,218 @@
+import {
+  UnsupportedDriverError,
+  createDriverRegistry,
+  errorMessage,
+  instanceSetId,
+  systemClock,
+  type Clock,
+  type DriverRegistry,
+  type InstanceTags,
+  type InstanceType,
+} from "@dispatch-cloud/cloud-driver-api";
+import { loadConfig } from "@dispatch-cloud/config";
+import { createAzureDriver } from "@dispatch-cloud/driver-azure";
+import { createEc2Driver } from "@dispatch-cloud/driver-ec2";
+import {
+  localhostInstanceType,
+  loopbackDriver,
+  validateLoopbackInstanceTypes,
+} from "@dispatch-cloud/driver-loopback";
+import { stubDriver } from "@dispatch-cloud/driver-stub";
+import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
+import { runOnce, type RunSettings } from "./cloudtest.js";
+import { parseFlags } from "./flags.js";
+import { textLogger } from "./logger.js";
+import { formatSummary, type RunReport } from "./report.js";
+
+/** Everything the CLI touches of the process, so tests run it in-process. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** All of standard input (for `-config -`). */
+  readonly readStdin: () => Promise<string>;
+  /** Resolves when the operator presses Enter (for `-pause-before-destroy`). */
+  readonly waitForEnter: (signal: AbortSignal) => Promise<void>;
+  readonly pid: number;
+  /** First Ctrl-C (SIGINT/SIGTERM): stop testing and destroy the instance. */
+  readonly interrupt?: AbortSignal;
+  /** Second Ctrl-C: stop waiting for the destroy too. */
+  readonly force?: AbortSignal;
+  readonly clock?: Clock;
+  /** The drivers by `Containers.CloudVMs.Driver` name (default: ec2, azure, loopback, stub). */
+  readonly drivers?: DriverRegistry;
+  /** Test hook: the instance secret. */
+  readonly newSecret?: () => string;
+}
+
+/** The drivers cloudtest offers. */
+export function defaultDrivers(): DriverRegistry {
+  return createDriverRegistry({
+    ec2: createEc2Driver,
+    azure: createAzureDriver(),
+    loopback: loopbackDriver,
+    stub: stubDriver,
+  });
+}
+
+/** The cheapest type by Price; ties go to the first name in sort order, so runs repeat. */
+function cheapest(types: readonly InstanceType[]): InstanceType | undefined {
+  let best: InstanceType | undefined;
+  for (const t of [...types].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0))) {
+    if (best === undefined || t.Price < best.Price) best = t;
+  }
+  return best;
+}
+
+/** The key of `SubnetID` in DriverParameters, matched as the drivers match it. */
+function subnetKey(parameters: Readonly<Record<string, unknown>>): string | undefined {
+  if (Object.hasOwn(parameters, "SubnetID")) return "SubnetID";
+  return Object.keys(parameters).find((k) => k.toLowerCase() === "subnetid");
+}
+
+/**
+ * Runs cloudtest and returns its exit status: 0 when every check passed, 2 for a bad command
+ * line, 1 for anything else. Never throws.
+ */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseFlags(argv, io);
+  if (parsed.kind === "help") return 0;
+  if (parsed.kind === "usage-error") return 2;
+  const flags = parsed.flags;
+  const clock = io.clock ?? systemClock;
+  const secrets = new Set<string>();
+  const logger = textLogger({ write: io.stderr, now: () => clock.now(), secrets });
+  const fatal = (message: string): number => {
+    logger.error({}, `fatal: ${message}`);
+    logger.info({}, "exiting");
+    return 1;
+  };
+  const never = new AbortController().signal;
+
+  try {
+    const loaded = await loadConfig({ path: flags.config, readStdin: io.readStdin });
+    for (const w of loaded.warnings) logger.warn({}, w.text);
+    if (!loaded.ok) {
+      for (const e of loaded.errors) logger.error({}, e.text);
+      return fatal(`cannot load config ${JSON.stringify(flags.config)}`);
+    }
+    const { cluster, dispatchKey } = loaded.config;
+    const vms = cluster.Containers.CloudVMs;
+    if (dispatchKey === null) {
+      return fatal(
+        "error loading Containers.DispatchPrivateKey: no key configured (cloudtest logs in to the instance with it)",
+      );
+    }
+    const drivers = io.drivers ?? defaultDrivers();
+    let factory;
+    try {
+      factory = drivers.lookupDriver(vms.Driver);
+    } catch (err) {
+      if (err instanceof UnsupportedDriverError) return fatal(err.message);
+      throw err;
+    }
+
+    let types: InstanceType[] = Object.values(cluster.InstanceTypes);
+    if (vms.Driver === "loopback") {
+      const problems = validateLoopbackInstanceTypes(Object.keys(cluster.InstanceTypes));
+      if (problems.length > 0) return fatal(problems.join("; "));
+      if (types.length === 0) types = [localhostInstanceType()];
+    }
+    if (types.length === 0) return fatal("no instance types are configured");
+    let instanceType: InstanceType | undefined;
+    if (flags.instanceType !== "") {
+      instanceType = types.find((t) => t.Name === flags.instanceType);
+      if (instanceType === undefined)
+        return fatal(`requested instance type ${JSON.stringify(flags.instanceType)} is not configured`);
+    } else {
+      instanceType = cheapest(types);
+    }
+    if (instanceType === undefined) return fatal("no instance types are configured");
+
+    const sharedTags: InstanceTags = {
+      ...vms.ResourceTags,
+      [`${vms.TagKeyPrefix}CloudTestPID`]: String(io.pid),
+    };
+    const settings: RunSettings = {
+      instanceSetId: instanceSetId(flags.instanceSetId),
+      imageId: flags.imageId !== "" ? flags.imageId : vms.ImageID,
+      instanceType,
+      destroyExisting: flags.destroyExisting,
+      command: flags.command,
+      pauseBeforeDestroy: flags.pauseBeforeDestroy,
+      cloudVMs: vms,
+      dispatchKey,
+      sharedTags,
+    };
+    logger.info(
+      {
+        Driver: vms.Driver,
+        InstanceSetID: settings.instanceSetId,
+        InstanceType: instanceType.Name,
+        ImageID: settings.imageId,
+      },
+      "starting cloudtest",
+    );
+
+    let newExecutor;
+    try {
+      newExecutor = createSshExecutorFactory({
+        privateKey: dispatchKey.text,
+        port: vms.SSHPort === "" ? "ssh" : vms.SSHPort,
+        logger,
+      });
+    } catch (err) {
+      return fatal(`error loading Containers.DispatchPrivateKey: ${errorMessage(err)}`);
+    }
+
+    // One run per subnet when several are configured, so each is proven to work.
+    const base = vms.DriverParameters;
+    const sk = subnetKey(base);
+    const subnets = sk === undefined ? undefined : base[sk];
+    const runs: { label: string; parameters: Readonly<Record<string, unknown>> }[] =
+      sk !== undefined && Array.isArray(subnets) && subnets.length > 1
+        ? subnets.map((s, i) => ({
+            label: `SubnetID[${i}] ${String(s)}`,
+            parameters: { ...base, [sk]: s },
+          }))
+        : [{ label: "", parameters: base }];
+
+    const reports: RunReport[] = [];
+    for (const run of runs) {
+      if (run.label !== "") {
+        logger.info({}, `running tests using ${run.label}`);
+        io.stdout(`=== ${run.label}\n`);
+      }
+      reports.push(
+        await runOnce(
+          settings,
+          {
+            factory,
+            parameters: run.parameters,
+            logger: run.label === "" ? logger : logger.child({ SubnetID: run.parameters[sk!] }),
+            clock,
+            print: (line) => io.stdout(`${line}\n`),
+            waitForEnter: async (signal) => {
+              io.stderr("Press Enter to continue: ");
+              await io.waitForEnter(signal);
+            },
+            newExecutor,
+            addSecret: (s) => secrets.add(s),
+            interrupt: io.interrupt ?? never,
+            force: io.force ?? never,
+            ...(io.newSecret ? { newSecret: io.newSecret } : {}),
+          },
+          run.label,
+        ),
+      );
+      if (io.interrupt?.aborted) break;
+    }
+    io.stdout(formatSummary(reports));
+    const ok = reports.length === runs.length && reports.every((r) => r.ok);
+    if (!ok) logger.error({}, "cloudtest failed");
+    logger.info({}, "exiting");
+    return ok ? 0 : 1;
+  } catch (err) {
+    return fatal(errorMessage(err));
+  }
+}
