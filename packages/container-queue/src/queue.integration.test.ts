@@ -51,7 +51,7 @@ async function submit(vcpus = 1, ram = GiB, priority = 1): Promise<ContainerUuid
     command: ["echo"],
     output_path: "/out",
     mounts: { "/out": { kind: "tmp", capacity: GiB } },
-    runtime_constraints: { vcpus, ram } as never,
+    runtime_constraints: { vcpus, ram },
   });
   return cr.container_uuid!;
 }

@@ -107,7 +107,7 @@ describe("instance type selection", () => {
         { ...noOverhead, maximumPriceFactor: factor },
         sortTypes(menu),
       );
-      expect(sel.ok && sel.types[0]!.Name).toBe("best");
+      expect(sel.ok && sel.types[0].Name).toBe("best");
       expect(sel.ok && new Set(sel.types.map((x) => x.Price)).size).toBe(1);
     }
   });
@@ -184,7 +184,7 @@ describe("instance type selection", () => {
       chooseInstanceTypes(
         base,
         { ...noOverhead, maximumPriceFactor: 1.5 },
-        sortTypes([...menu].reverse()),
+        sortTypes(menu.toReversed()),
       ),
     );
     expect(one).toEqual(two);
@@ -332,6 +332,6 @@ describe("GPU selection", () => {
   ];
   it.each(cases)("%s → %s", (_, gpu, want) => {
     const sel = chooseInstanceTypes(ctr(gpu), noOverhead, menu);
-    expect(sel.ok ? sel.types[0]!.Name : sel.error.message).toBe(want);
+    expect(sel.ok ? sel.types[0].Name : sel.error.message).toBe(want);
   });
 });

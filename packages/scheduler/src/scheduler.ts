@@ -767,7 +767,7 @@ function reserve(slot: Slot, ent: QueueEntry): void {
   slot.containers.push(ent.container.uuid);
 }
 
-function hasType(ent: QueueEntry<QueuedContainer>, name: string): boolean {
+function hasType(ent: QueueEntry, name: string): boolean {
   for (const t of ent.instanceTypes) if (t.Name === name) return true;
   return false;
 }

@@ -146,7 +146,7 @@ describe("PackContainers (type1 removed, factor 1.5, 4 Locked {1cpu,1GiB})", () 
     await s.pass();
     expect(s.pool.creates).toHaveLength(1);
     expect(s.status(4)).toBe("Waiting for a type2 instance to boot and be ready to accept work.");
-    const created = s.pool.workers[1]!;
+    const created = s.pool.workers[1];
     created.state = "idle";
     await s.pass();
     expect(s.pool.starts).toEqual([
@@ -165,11 +165,11 @@ describe("0-VCPU packing", () => {
     s.add(1, "Locked", 1, 2, 1);
     await s.pass();
     expect(s.pool.creates.map((t) => t.Name)).toEqual(["type2", "type2"]);
-    for (let p = 2; p <= 6; p++) s.pool.workers[0]!.state = "idle";
-    s.pool.workers[1]!.state = "idle";
+    for (let p = 2; p <= 6; p++) s.pool.workers[0].state = "idle";
+    s.pool.workers[1].state = "idle";
     await s.pass();
-    const first = s.pool.workers[0]!.id;
-    const second = s.pool.workers[1]!.id;
+    const first = s.pool.workers[0].id;
+    const second = s.pool.workers[1].id;
     const placement = new Map(s.pool.starts.map((x) => [x.uuid, x.instance]));
     const onFirst = [...placement].filter(([, i]) => i === first).map(([u]) => u);
     const onSecond = [...placement].filter(([, i]) => i === second).map(([u]) => u);
