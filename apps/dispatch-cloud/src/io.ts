@@ -5,6 +5,8 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Reads all of standard input (for `--config -`). */
   readonly readStdin: () => Promise<string>;
+  /** Aborted on SIGTERM/SIGINT: `run` stops cleanly. Absent: runs until the process ends. */
+  readonly stopSignal?: AbortSignal;
 }
 
 /** Where a command reports its exit status; commands never call process.exit themselves. */

@@ -1,5 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerInstanceCommands } from "./commands/instance.js";
+import { registerRunCommand } from "./commands/run.js";
 import { describeError, type CliIo, type CommandContext } from "./io.js";
 
 /** Exit status for a command-line usage error, as Go's flag package uses. */
@@ -19,7 +21,9 @@ function buildProgram(ctx: CommandContext): Command {
     .exitOverride()
     .configureOutput({ writeOut: ctx.io.stdout, writeErr: ctx.io.stderr })
     .showSuggestionAfterError(true);
-  // Each family of subcommands registers itself; more (run, instance, demo) join here.
+  // Each family of subcommands registers itself.
+  registerRunCommand(program, ctx);
+  registerInstanceCommands(program, ctx);
   registerConfigCommands(program, ctx);
   return program;
 }

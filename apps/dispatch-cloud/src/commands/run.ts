@@ -1,0 +1,111 @@
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { Writable } from "node:stream";
+import { loadConfig } from "@dispatch-cloud/config";
+import type { Command } from "commander";
+import { DispatcherStartError, startDispatcher } from "../daemon/index.js";
+import { defaultConfigPath, describeError, type CommandContext } from "../io.js";
+import { createLogger, logFormat } from "../logger.js";
+
+/** Client settings Arvados services ignore, with a warning, if they are in the environment. */
+const IGNORED_ENV = ["ARVADOS_API_HOST", "ARVADOS_API_HOST_INSECURE", "ARVADOS_API_TOKEN"];
+
+async function configFingerprint(
+  path: string,
+): Promise<{ configSha256?: string; configSourceTime?: number }> {
+  if (path === "-") return {};
+  try {
+    const [data, st] = await Promise.all([readFile(path), stat(path)]);
+    return {
+      configSha256: createHash("sha256").update(data).digest("hex"),
+      configSourceTime: st.mtimeMs,
+    };
+  } catch {
+    return {};
+  }
+}
+
+function waitForAbort(signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return new Promise(() => undefined);
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
+}
+
+/** `run`: the daemon. Exit 0 after a clean stop (SIGTERM/SIGINT), 1 if it cannot start. */
+export function registerRunCommand(program: Command, ctx: CommandContext): void {
+  program
+    .command("run")
+    .description(
+      "run the dispatcher: schedule queued containers onto cloud VMs and serve the management API",
+    )
+    .option(
+      "--config <file>",
+      "config file; - reads standard input (default: $ARVADOS_CONFIG, else /etc/arvados/config.yml)",
+    )
+    .action(async (opts: { config?: string }) => {
+      const { io } = ctx;
+      const path = opts.config ?? defaultConfigPath(io.env);
+      const result = await loadConfig({ path, readStdin: io.readStdin });
+      if (!result.ok) {
+        io.stderr(
+          [...result.errors, ...result.warnings].map((p) => `${p.text}\n`).join("") +
+            `error loading config ${JSON.stringify(path)}; not starting\n`,
+        );
+        ctx.setExitCode(1);
+        return;
+      }
+      const { cluster } = result.config;
+      const stream = new Writable({
+        write(chunk: Buffer | string, _enc, done) {
+          io.stderr(chunk.toString());
+          done();
+        },
+      });
+      const secrets = [
+        cluster.SystemRootToken,
+        cluster.ManagementToken,
+        ...(result.config.dispatchKey === null ? [] : [result.config.dispatchKey.text]),
+      ];
+      const logger = createLogger({
+        level: cluster.SystemLogs.LogLevel,
+        format: logFormat(cluster.SystemLogs.Format),
+        stream,
+        secrets,
+      });
+      for (const w of result.warnings) logger.warn({}, w.text);
+      for (const name of IGNORED_ENV) {
+        if (io.env[name] !== undefined) {
+          logger.warn(
+            {},
+            `ignoring environment variable ${name} (the dispatcher uses the config file)`,
+          );
+        }
+      }
+      const serviceInternalUrl = io.env["ARVADOS_SERVICE_INTERNAL_URL"];
+      let dispatcher;
+      try {
+        dispatcher = await startDispatcher({
+          config: result.config,
+          logger,
+          ...(serviceInternalUrl === undefined ? {} : { serviceInternalUrl }),
+          ...(await configFingerprint(path)),
+        });
+      } catch (err) {
+        // Start-up errors are for the operator: one line, no stack.
+        logger.error(
+          { error: describeError(err) },
+          err instanceof DispatcherStartError ? describeError(err) : "error starting dispatcher",
+        );
+        ctx.setExitCode(1);
+        await new Promise<void>((resolve) => stream.end(resolve));
+        return;
+      }
+      await waitForAbort(io.stopSignal);
+      const reason: unknown = io.stopSignal?.reason;
+      logger.info({ reason: describeError(reason) }, "shutting down");
+      await dispatcher.stop();
+      ctx.setExitCode(0);
+    });
+}

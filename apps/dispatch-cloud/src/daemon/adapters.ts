@@ -1,0 +1,103 @@
+import type { ContainerQueue } from "@dispatch-cloud/container-queue";
+import type {
+  ContainersView,
+  HealthCheck,
+  MetricsSource,
+  QueueEntryView,
+} from "@dispatch-cloud/http-api";
+import type { Registry } from "prom-client";
+import type {
+  ContainerUuid,
+  InstanceId,
+  InstanceView as SchedulerInstanceView,
+  WorkerPool as SchedulerPoolPort,
+  ContainerQueue as SchedulerQueuePort,
+  QueuedContainer,
+} from "@dispatch-cloud/scheduler";
+import type { Scheduler } from "@dispatch-cloud/scheduler";
+import type { WorkerPool } from "@dispatch-cloud/worker-pool";
+
+/**
+ * The scheduler's WorkerPool port over the real pool. The two packages name the same things in
+ * their own branded types (they import each other's nothing), so the casts here only restate
+ * that a pool InstanceView is a scheduler InstanceView.
+ */
+export function schedulerPoolPort(pool: WorkerPool): SchedulerPoolPort {
+  return {
+    atQuota: () => pool.atQuota(),
+    atCapacity: (type) => pool.atCapacity(type),
+    create(type) {
+      const r = pool.create(type);
+      return r.ok ? (r.view as unknown as SchedulerInstanceView) : null;
+    },
+    shutdown: (id: InstanceId) => pool.shutdown(id),
+    instances: () => pool.instances() as unknown as readonly SchedulerInstanceView[],
+    countWorkers: (signal) => pool.countWorkers(signal),
+    running: () => pool.running() as unknown as ReadonlyMap<ContainerUuid, Date | null>,
+    subscribe: (listener) => pool.subscribe(listener),
+    startContainer: (id: InstanceId, ctr: QueuedContainer) => pool.startContainer(id, ctr),
+    killContainer: (uuid: ContainerUuid, reason: string) => pool.killContainer(uuid, reason),
+    forgetContainer: (uuid: ContainerUuid) => pool.forgetContainer(uuid),
+  };
+}
+
+/** The management API's containers view over the scheduler's latest pass. */
+export function containersView<C extends QueuedContainer>(
+  scheduler: Scheduler<C>,
+  passed: () => boolean,
+): ContainersView {
+  return {
+    containers(): readonly QueueEntryView[] | null {
+      // Arvados serves `"items": null` until the first pass has run.
+      if (!passed()) return null;
+      return scheduler.lastQueue().map(({ entry, schedulingStatus }): QueueEntryView => ({
+        container: entry.container as unknown as QueueEntryView["container"],
+        instanceTypes: entry.instanceTypes,
+        instanceResources: entry.instanceResources,
+        firstSeenAt: entry.firstSeenAt,
+        schedulingStatus,
+      }));
+    },
+  };
+}
+
+/**
+ * The health check the management API calls synchronously: the last answer of the pool's
+ * (asynchronous) runner-binary check, refreshed in the background on every call.
+ */
+export function poolHealth(
+  pool: WorkerPool,
+  initial: { ok: true } | { ok: false; error: string },
+): HealthCheck {
+  let last = initial;
+  let checking = false;
+  return {
+    check() {
+      if (!checking) {
+        checking = true;
+        pool
+          .checkHealth()
+          .then((r) => (last = r))
+          .catch((err: unknown) => (last = { ok: false, error: String(err) }))
+          .finally(() => (checking = false));
+      }
+      return last.ok ? { healthy: true } : { healthy: false, error: last.error };
+    },
+  };
+}
+
+/**
+ * The scheduler's ContainerQueue port over the real queue: the same methods and records; only
+ * the ContainerUuid brands differ (arvados-client's vs the scheduler's own).
+ */
+export function schedulerQueuePort(queue: ContainerQueue): SchedulerQueuePort {
+  return queue as unknown as SchedulerQueuePort;
+}
+
+/**
+ * prom-client's Registry as the management API's MetricsSource. It fits at run time; only its
+ * `type` field is declared as prom-client's MetricType rather than a string.
+ */
+export function metricsSource(registry: Registry): MetricsSource {
+  return registry as unknown as MetricsSource;
+}

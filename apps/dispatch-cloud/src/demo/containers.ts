@@ -1,0 +1,121 @@
+import type { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import type { ManagementClient } from "./management.js";
+import type { Observation, WatchOutcome } from "./watch.js";
+
+export const HELLO_COMMAND = ["echo", "Hello, Crunch!"] as const;
+
+/**
+ * Commits a container request for `command`, small enough for any machine's `localhost` type.
+ * The process engine ignores the image; the name only has to be there.
+ */
+export async function submitContainer(
+  client: ArvadosClient,
+  command: readonly string[],
+  name: string,
+  signal?: AbortSignal,
+): Promise<{ requestUuid: string; containerUuid: string }> {
+  const cr = await client.containerRequests.create(
+    {
+      name,
+      state: "Committed",
+      priority: 1,
+      container_image: "arvados/jobs",
+      command: [...command],
+      output_path: "/out",
+      cwd: "/out",
+      mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
+      runtime_constraints: { vcpus: 1, ram: 64 << 20 },
+    },
+    signal === undefined ? undefined : { signal },
+  );
+  if (cr.container_uuid === null || cr.container_uuid === undefined) {
+    throw new Error(`container request ${cr.uuid} was committed but has no container`);
+  }
+  return { requestUuid: cr.uuid, containerUuid: cr.container_uuid };
+}
+
+/** Reads one container's state from the container API and the dispatcher's management API. */
+export function containerObserver(
+  client: ArvadosClient,
+  management: ManagementClient,
+  uuid: string,
+): (signal?: AbortSignal) => Promise<Observation> {
+  return async (signal) => {
+    const opts = signal === undefined ? undefined : { signal };
+    const [c, queue, instances] = await Promise.all([
+      client.containers.get(uuid, { select: ["state", "exit_code", "runtime_status"] }, opts),
+      management.containers(signal),
+      management.instances(signal),
+    ]);
+    const entry = queue.find((e) => e.container.uuid === uuid);
+    const own = instances.find((i) => i.running_container_uuids?.includes(uuid));
+    const worker = own ?? instances[0];
+    const error = c.runtime_status?.error;
+    return {
+      state: c.state,
+      exitCode: c.exit_code,
+      runtimeError: typeof error === "string" && error !== "" ? error : null,
+      schedulingStatus: entry?.scheduling_status ?? "",
+      workerState: worker?.worker_state ?? null,
+    };
+  };
+}
+
+/** The container's lines on one stream (crunch-run logs them as `properties.text`). */
+export async function logLines(
+  client: ArvadosClient,
+  uuid: string,
+  eventType: "stdout" | "stderr" | "crunch-run",
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const res = await client.logs.list(
+    {
+      filters: [
+        ["object_uuid", "=", uuid],
+        ["event_type", "=", eventType],
+      ],
+      order: ["id asc"],
+      limit: 1000,
+    },
+    signal === undefined ? undefined : { signal },
+  );
+  return res.items.flatMap((l) =>
+    typeof l.properties.text === "string" ? l.properties.text.replace(/\n$/, "").split("\n") : [],
+  );
+}
+
+/** Whether the demo succeeded, and what to tell the user when it did not. */
+export function verdict(
+  outcome: WatchOutcome,
+  uuid: string,
+  timeoutMs: number,
+): { ok: true } | { ok: false; reason: string } {
+  switch (outcome.kind) {
+    case "aborted":
+      return { ok: false, reason: `interrupted while waiting for container ${uuid}` };
+    case "timeout": {
+      const state = outcome.last?.state ?? "unknown";
+      const status = outcome.last?.schedulingStatus ? ` (${outcome.last.schedulingStatus})` : "";
+      return {
+        ok: false,
+        reason: `timed out after ${Math.round(timeoutMs / 1000)}s waiting for container ${uuid}: it is still ${state}${status}`,
+      };
+    }
+    case "final": {
+      const o = outcome.observation;
+      if (o.state === "Cancelled") {
+        return {
+          ok: false,
+          reason: `container ${uuid} was Cancelled${o.runtimeError ? `: ${o.runtimeError}` : " (runtime_status has no error)"}`,
+        };
+      }
+      if (o.exitCode !== 0) {
+        return {
+          ok: false,
+          reason: `container ${uuid} is Complete but exited ${o.exitCode ?? "with no exit code"}`,
+        };
+      }
+      return { ok: true };
+    }
+  }
+}

@@ -1,0 +1,167 @@
+import path from "node:path";
+import {
+  DemoError,
+  prepareDemo,
+  startDemoCluster,
+  type DemoCluster,
+  type DemoSetup,
+} from "./cluster.js";
+import {
+  HELLO_COMMAND,
+  containerObserver,
+  logLines,
+  submitContainer,
+  verdict,
+} from "./containers.js";
+import { demoFiles } from "./paths.js";
+import { systemWatchClock, watchContainer, type WatchClock } from "./watch.js";
+
+export const DEFAULT_TIMEOUT_MS = 2 * 60_000;
+
+export interface DemoRunOptions {
+  readonly dataDir: string;
+  /** Run until `signal` aborts instead of submitting the hello-world container. */
+  readonly keepRunning: boolean;
+  readonly runnerPath: string;
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  /** Aborted on SIGINT/SIGTERM. */
+  readonly signal: AbortSignal;
+  readonly timeoutMs?: number;
+  readonly pollMs?: number;
+  readonly clock?: WatchClock;
+}
+
+/** Shell-quotes one word for the instructions we print. */
+function sh(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** How to use the running cluster by hand; tokens are read from the config, never printed. */
+export function instructions(setup: DemoSetup): string {
+  const cfg = setup.files.config;
+  const api = setup.apiUrl.href.replace(/\/$/, "");
+  const mgmt = setup.managementUrl.href.replace(/\/$/, "");
+  const request = JSON.stringify({
+    container_request: {
+      name: "hello",
+      state: "Committed",
+      priority: 1,
+      container_image: "arvados/jobs",
+      command: [...HELLO_COMMAND],
+      output_path: "/out",
+      cwd: "/out",
+      mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
+      runtime_constraints: { vcpus: 1, ram: 64 << 20 },
+    },
+  });
+  return `Submit a container and watch it, from another terminal:
+
+  cfg=${sh(cfg)}
+  token=$(sed -n 's/^ *SystemRootToken: "\\(.*\\)"$/\\1/p' "$cfg")   # container API (admin)
+  mgmt=$(sed -n 's/^ *ManagementToken: "\\(.*\\)"$/\\1/p' "$cfg")    # management API
+
+  # submit; note the container_uuid in the answer
+  curl -sS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \\
+    -d ${sh(request)} \\
+    ${api}/arvados/v1/container_requests
+  uuid=...   # the container_uuid from above
+
+  # the dispatcher's view: queue with scheduling status, and the loopback instance
+  curl -sS -H "Authorization: Bearer $mgmt" ${mgmt}/arvados/v1/dispatch/containers
+  curl -sS -H "Authorization: Bearer $mgmt" ${mgmt}/arvados/v1/dispatch/instances
+
+  # the container's state and exit code, then its stdout
+  curl -sS -H "Authorization: Bearer $token" ${api}/arvados/v1/containers/$uuid
+  curl -sS -G -H "Authorization: Bearer $token" ${api}/arvados/v1/logs \\
+    --data-urlencode "filters=[[\\"object_uuid\\",\\"=\\",\\"$uuid\\"],[\\"event_type\\",\\"=\\",\\"stdout\\"]]"
+
+  # kill it while it runs (it ends Cancelled)
+  curl -sS -X POST -H "Authorization: Bearer $mgmt" "${mgmt}/arvados/v1/dispatch/containers/kill?container_uuid=$uuid&reason=demo"
+`;
+}
+
+function banner(setup: DemoSetup): string {
+  const rel = (p: string) => path.relative(setup.files.dataDir, p);
+  return `dispatch-cloud demo: cluster ${setup.loaded.clusterId} on this machine (loopback driver, embedded container API, bundled crunch-run)
+  config:          ${setup.files.config}${setup.created ? " (generated now)" : " (found from an earlier run)"}
+  data directory:  ${setup.files.dataDir} (${rel(setup.files.database)}, dispatcher log ${rel(setup.files.log)})
+  container API:   ${setup.apiUrl.href}
+  management API:  ${setup.managementUrl.href}
+`;
+}
+
+function waitForAbort(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+/** The demo, start to finish; returns the exit status. */
+export async function runDemo(o: DemoRunOptions): Promise<number> {
+  const files = demoFiles(o.dataDir);
+  let setup: DemoSetup;
+  let cluster: DemoCluster;
+  try {
+    setup = await prepareDemo(files, o.runnerPath);
+    o.out(banner(setup));
+    cluster = await startDemoCluster(setup, { runnerPath: o.runnerPath });
+  } catch (err) {
+    if (err instanceof DemoError) {
+      o.err(`dispatch-cloud demo: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  try {
+    if (o.keepRunning) {
+      o.out(`\n${instructions(setup)}\nRunning; stop with Ctrl-C.\n`);
+      await waitForAbort(o.signal);
+      o.out("\nStopping...\n");
+      return 0;
+    }
+    return await helloWorld(o, cluster);
+  } finally {
+    await cluster.stop();
+    if (o.keepRunning) o.out("Stopped.\n");
+  }
+}
+
+async function helloWorld(o: DemoRunOptions, cluster: DemoCluster): Promise<number> {
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { client, management } = cluster;
+  const { requestUuid, containerUuid } = await submitContainer(
+    client,
+    HELLO_COMMAND,
+    "dispatch-cloud demo: hello",
+    o.signal,
+  );
+  o.out(
+    `\nSubmitted container request ${requestUuid}: ${HELLO_COMMAND.map(sh).join(" ")}\ncontainer ${containerUuid}\n`,
+  );
+  const outcome = await watchContainer({
+    observe: containerObserver(client, management, containerUuid),
+    onProgress: (line) => o.out(`${line}\n`),
+    timeoutMs,
+    pollMs: o.pollMs ?? 250,
+    clock: o.clock ?? systemWatchClock,
+    signal: o.signal,
+  });
+  const v = verdict(outcome, containerUuid, timeoutMs);
+  if (outcome.kind === "final") {
+    const c = outcome.observation;
+    o.out(`\nFinal state: ${c.state}, exit code ${c.exitCode ?? "none"}\n`);
+    const stdout = await logLines(client, containerUuid, "stdout");
+    o.out(`stdout:\n${stdout.map((l) => `  ${l}\n`).join("") || "  (nothing)\n"}`);
+  } else {
+    // Nobody will wait for it any more: withdraw the request so nothing runs it later.
+    await client.containerRequests.update(requestUuid, { priority: 0 }).catch(() => undefined);
+  }
+  if (!v.ok) {
+    o.err(`dispatch-cloud demo: ${v.reason}\n`);
+    return 1;
+  }
+  o.out("\nThe demo container ran and completed. Stopping everything.\n");
+  return 0;
+}
