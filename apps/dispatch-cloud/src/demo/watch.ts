@@ -46,7 +46,9 @@ export function progressLine(elapsedMs: number, o: Observation): string {
     parts.push(`exit code ${o.exitCode ?? "none"}`);
   }
   let line = parts.join("  ");
-  if (o.schedulingStatus !== "") line += ` — ${o.schedulingStatus}`;
+  // The dispatcher's status is about getting it started; once it runs it is stale.
+  const waiting = o.state === "Queued" || o.state === "Locked";
+  if (waiting && o.schedulingStatus !== "") line += ` — ${o.schedulingStatus}`;
   if (o.runtimeError !== null && o.runtimeError !== "") line += ` — ${o.runtimeError}`;
   return line;
 }
