@@ -75,7 +75,11 @@ export function loginHint(address: string, user: string, defaultPort: string): s
  * or clear existing instances, create one, check its tags, wait for the boot probe over SSH,
  * run the optional command, and always destroy it, re-listing until it is gone.
  */
-export async function runOnce(settings: RunSettings, deps: RunDeps, label = ""): Promise<RunReport> {
+export async function runOnce(
+  settings: RunSettings,
+  deps: RunDeps,
+  label = "",
+): Promise<RunReport> {
   const { clock, logger, print } = deps;
   const vms = settings.cloudVMs;
   const keys = tagKeys(vms.TagKeyPrefix);
@@ -293,7 +297,10 @@ export async function runOnce(settings: RunSettings, deps: RunDeps, label = ""):
           logger.error({ Key: k, ExpectedValue: shown }, "tag is missing from test instance");
           problems.push(`tag ${k} is missing from test instance`);
         } else if (current.tags[k] !== v) {
-          logger.error({ Key: k, ExpectedValue: shown }, "tag has the wrong value on test instance");
+          logger.error(
+            { Key: k, ExpectedValue: shown },
+            "tag has the wrong value on test instance",
+          );
           problems.push(`tag ${k} has the wrong value (expected ${shown})`);
         }
       }
@@ -378,10 +385,8 @@ export async function runOnce(settings: RunSettings, deps: RunDeps, label = ""):
             { Command: settings.command, ExitCode: r.exitCode, stdout: out, stderr: err },
             "command finished",
           );
-          for (const line of out.split("\n").filter((l) => l !== ""))
-            print(`    stdout: ${line}`);
-          for (const line of err.split("\n").filter((l) => l !== ""))
-            print(`    stderr: ${line}`);
+          for (const line of out.split("\n").filter((l) => l !== "")) print(`    stdout: ${line}`);
+          for (const line of err.split("\n").filter((l) => l !== "")) print(`    stderr: ${line}`);
           return r.exitCode === 0
             ? { ok: true, detail: `${JSON.stringify(settings.command)} exited 0` }
             : {

@@ -60,7 +60,6 @@ export function normalizeArgv(argv: readonly string[]): { argv: string[] } | { e
       if (value !== undefined) out.push(`--${name}=${value}`);
       else if (i + 1 < argv.length) out.push(`--${name}=${argv[++i]!}`);
       else out.push(`--${name}`); // commander reports the missing value
-
     } else if (boolFlags.includes(name)) {
       if (value === undefined) out.push(`--${name}`);
       else {
@@ -71,8 +70,8 @@ export function normalizeArgv(argv: readonly string[]): { argv: string[] } | { e
         else out.push(`--no-${name}`);
       }
     } else {
-      // Unknown: leave it for commander to reject with its own message.
-      out.push(a);
+      // Unknown: commander rejects it, naming it in its long form.
+      out.push(a.startsWith("--") ? a : `-${a}`);
     }
   }
   return { argv: out };

@@ -27,7 +27,10 @@ function formatValue(v: unknown): string {
  * A logger writing logrus-style text lines (`time=… level=info msg="…" Key=value`), the format
  * Arvados's cloudtest logs in, so operators' greps keep working.
  */
-export function textLogger(options: TextLoggerOptions, bound: Record<string, unknown> = {}): Logger {
+export function textLogger(
+  options: TextLoggerOptions,
+  bound: Record<string, unknown> = {},
+): Logger {
   const emit =
     (level: "debug" | "info" | "warn" | "error") =>
     (fields: Record<string, unknown>, msg: string): void => {

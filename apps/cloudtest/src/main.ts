@@ -123,7 +123,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (flags.instanceType !== "") {
       instanceType = types.find((t) => t.Name === flags.instanceType);
       if (instanceType === undefined)
-        return fatal(`requested instance type ${JSON.stringify(flags.instanceType)} is not configured`);
+        return fatal(
+          `requested instance type ${JSON.stringify(flags.instanceType)} is not configured`,
+        );
     } else {
       instanceType = cheapest(types);
     }
