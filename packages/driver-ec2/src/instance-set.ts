@@ -109,6 +109,7 @@ export class Ec2InstanceSet implements InstanceSet {
   }
 
   async create(request: CreateRequest, signal?: AbortSignal): Promise<Instance> {
+    signal?.throwIfAborted();
     const { instanceType } = request;
     // Key pair failures are not cloud-state errors the pool could back off from; pass them as is.
     const keyName =
@@ -366,7 +367,7 @@ export class Ec2Instance implements Instance {
     this.remoteUser = set.config.adminUsername;
     const tags: Record<string, string> = {};
     for (const t of instance.Tags ?? []) if (t.Key !== undefined) tags[t.Key] = t.Value ?? "";
-    this.tags = tags;
+    this.tags = Object.freeze(tags);
     this.availabilityZone = availabilityZone;
     this.spot = instance.InstanceLifecycle === "spot";
     this.subnetId = instance.SubnetId ?? "";
