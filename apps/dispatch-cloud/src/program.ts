@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerDemoCommand } from "./commands/demo.js";
 import { registerInstanceCommands } from "./commands/instance.js";
 import { registerRunCommand } from "./commands/run.js";
 import { describeError, type CliIo, type CommandContext } from "./io.js";
@@ -25,6 +26,7 @@ function buildProgram(ctx: CommandContext): Command {
   registerRunCommand(program, ctx);
   registerInstanceCommands(program, ctx);
   registerConfigCommands(program, ctx);
+  registerDemoCommand(program, ctx);
   return program;
 }
 
