@@ -5,19 +5,17 @@ import {
   instanceSetId,
   systemClock,
   type Clock,
+  type DriverFactory,
   type DriverRegistry,
   type InstanceTags,
   type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { loadConfig } from "@dispatch-cloud/config";
-import { createAzureDriver } from "@dispatch-cloud/driver-azure";
-import { createEc2Driver } from "@dispatch-cloud/driver-ec2";
 import {
   localhostInstanceType,
   loopbackDriver,
   validateLoopbackInstanceTypes,
 } from "@dispatch-cloud/driver-loopback";
-import { stubDriver } from "@dispatch-cloud/driver-stub";
 import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
 import { runOnce, type RunSettings } from "./cloudtest.js";
 import { parseFlags } from "./flags.js";
@@ -45,13 +43,21 @@ export interface CliIo {
   readonly newSecret?: () => string;
 }
 
-/** The drivers cloudtest offers. */
+/** A factory that loads its driver module on first use. */
+function lazy(load: () => Promise<DriverFactory>): DriverFactory {
+  return async (context) => (await load())(context);
+}
+
+/**
+ * The drivers cloudtest offers. The cloud SDKs load only when their driver is chosen: the AWS
+ * and Azure SDKs take seconds to import, which a flag error or a stub run should not pay.
+ */
 export function defaultDrivers(): DriverRegistry {
   return createDriverRegistry({
-    ec2: createEc2Driver,
-    azure: createAzureDriver(),
+    ec2: lazy(async () => (await import("@dispatch-cloud/driver-ec2")).createEc2Driver),
+    azure: lazy(async () => (await import("@dispatch-cloud/driver-azure")).createAzureDriver()),
     loopback: loopbackDriver,
-    stub: stubDriver,
+    stub: lazy(async () => (await import("@dispatch-cloud/driver-stub")).stubDriver),
   });
 }
 
