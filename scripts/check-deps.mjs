@@ -87,7 +87,7 @@ for (const { kind, name, dir } of [...workspaceDirs("packages"), ...workspaceDir
   }
   for (const file of listFiles(path.join(dir, "src"))) {
     const rel = path.relative(root, file);
-    const isTest = /\.test\.ts$/.test(file) || file.includes(`${path.sep}testing${path.sep}`);
+    const isTest = file.endsWith(".test.ts") || file.includes(`${path.sep}testing${path.sep}`);
     const text = fs.readFileSync(file, "utf8");
     for (const m of text.matchAll(importRe)) {
       const spec = m[1] ?? m[2] ?? m[3];
