@@ -1,13 +1,9 @@
 #!/usr/bin/env node
 // The process around main(): argv, streams, environment, and the signals that must still lead
 // to the test instance being destroyed.
-import { register } from "node:module";
 import readline from "node:readline";
 import { text } from "node:stream/consumers";
-
-// Before anything loads ssh2 through @dispatch-cloud/ssh-executor (see ssh2-interop.ts).
-register("./ssh2-interop.js", import.meta.url);
-const { main } = await import("./main.js");
+import { main } from "./main.js";
 
 const interrupt = new AbortController();
 const force = new AbortController();

@@ -1,6 +1,9 @@
 import { constants as osConstants } from "node:os";
 import { Readable, pipeline } from "node:stream";
-import { Client, utils, type ClientChannel } from "ssh2";
+import ssh2, { type Client, type ClientChannel } from "ssh2";
+
+// ssh2 is CommonJS: Node's ESM loader gives its exports only as the default export.
+const { Client: SshClient, utils } = ssh2;
 import {
   buildCommandLine,
   describeTarget,
@@ -192,7 +195,7 @@ export class SshExecutor implements Executor {
   }
 
   private startDial(target: ExecutorTarget, hp: HostPort): void {
-    const client = new Client();
+    const client = new SshClient();
     const promise = this.dial(client, target, hp).then(
       (conn) => {
         if (this.dialing?.client === client) this.dialing = undefined;
