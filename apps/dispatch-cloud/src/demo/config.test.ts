@@ -49,8 +49,10 @@ describe("the generated demo config", () => {
       TimeoutIdle: 10_000,
       MaxInstances: 1,
     });
-    const controller = new URL(cluster.Services["Controller"]!.ExternalURL);
-    const management = new URL(Object.keys(cluster.Services["DispatchCloud"]!.InternalURLs)[0]!);
+    const controller = new URL(cluster.Services["Controller"]?.ExternalURL ?? "");
+    const management = new URL(
+      Object.keys(cluster.Services["DispatchCloud"]?.InternalURLs ?? {})[0] ?? "",
+    );
     expect(controller.hostname).toBe("127.0.0.1");
     expect(management.hostname).toBe("127.0.0.1");
     expect(controller.port).not.toBe(management.port);

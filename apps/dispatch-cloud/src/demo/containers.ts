@@ -90,32 +90,29 @@ export function verdict(
   uuid: string,
   timeoutMs: number,
 ): { ok: true } | { ok: false; reason: string } {
-  switch (outcome.kind) {
-    case "aborted":
-      return { ok: false, reason: `interrupted while waiting for container ${uuid}` };
-    case "timeout": {
-      const state = outcome.last?.state ?? "unknown";
-      const status = outcome.last?.schedulingStatus ? ` (${outcome.last.schedulingStatus})` : "";
-      return {
-        ok: false,
-        reason: `timed out after ${Math.round(timeoutMs / 1000)}s waiting for container ${uuid}: it is still ${state}${status}`,
-      };
-    }
-    case "final": {
-      const o = outcome.observation;
-      if (o.state === "Cancelled") {
-        return {
-          ok: false,
-          reason: `container ${uuid} was Cancelled${o.runtimeError ? `: ${o.runtimeError}` : " (runtime_status has no error)"}`,
-        };
-      }
-      if (o.exitCode !== 0) {
-        return {
-          ok: false,
-          reason: `container ${uuid} is Complete but exited ${o.exitCode ?? "with no exit code"}`,
-        };
-      }
-      return { ok: true };
-    }
+  if (outcome.kind === "aborted") {
+    return { ok: false, reason: `interrupted while waiting for container ${uuid}` };
   }
+  if (outcome.kind === "timeout") {
+    const state = outcome.last?.state ?? "unknown";
+    const status = outcome.last?.schedulingStatus ? ` (${outcome.last.schedulingStatus})` : "";
+    return {
+      ok: false,
+      reason: `timed out after ${Math.round(timeoutMs / 1000)}s waiting for container ${uuid}: it is still ${state}${status}`,
+    };
+  }
+  const o = outcome.observation;
+  if (o.state === "Cancelled") {
+    return {
+      ok: false,
+      reason: `container ${uuid} was Cancelled${o.runtimeError ? `: ${o.runtimeError}` : " (runtime_status has no error)"}`,
+    };
+  }
+  if (o.exitCode !== 0) {
+    return {
+      ok: false,
+      reason: `container ${uuid} is Complete but exited ${o.exitCode ?? "with no exit code"}`,
+    };
+  }
+  return { ok: true };
 }

@@ -73,7 +73,10 @@ describe("demo in process", () => {
     cluster = c;
     const command = longCommand();
     const { containerUuid } = await submitContainer(c.client, command, "left running");
-    await until(containerObserver(c.client, c.management, containerUuid), (o) => o.state === "Running");
+    await until(
+      containerObserver(c.client, c.management, containerUuid),
+      (o) => o.state === "Running",
+    );
     await c.stop();
     expect(processesRunning(command)).toEqual([]);
     expect(fs.readdirSync(files.lockDir).filter((f) => f.endsWith(".lock"))).toEqual([]);

@@ -115,6 +115,7 @@ export async function runDemo(o: DemoRunOptions): Promise<number> {
     throw err;
   }
   try {
+    if (!setup.created) o.out(await earlierRuns(cluster));
     if (o.keepRunning) {
       o.out(`\n${instructions(setup)}\nRunning; stop with Ctrl-C.\n`);
       await waitForAbort(o.signal);
@@ -126,6 +127,20 @@ export async function runDemo(o: DemoRunOptions): Promise<number> {
     await cluster.stop();
     if (o.keepRunning) o.out("Stopped.\n");
   }
+}
+
+/** What the database holds from earlier runs, so a second run shows it found its data. */
+async function earlierRuns(cluster: DemoCluster): Promise<string> {
+  const res = await cluster.client.containers.list({
+    select: ["uuid", "state"],
+    order: ["created_at desc"],
+    limit: 1,
+  });
+  const latest = res.items[0];
+  const n = res.items_available ?? res.items.length;
+  return latest === undefined
+    ? "  database:        no containers from earlier runs\n"
+    : `  database:        ${n} container${n === 1 ? "" : "s"} from earlier runs (latest ${latest.uuid}, ${latest.state})\n`;
 }
 
 async function helloWorld(o: DemoRunOptions, cluster: DemoCluster): Promise<number> {

@@ -1,6 +1,12 @@
 import { describe, expect, test } from "vitest";
 import { verdict } from "./containers.js";
-import { phaseOf, progressLine, watchContainer, type Observation, type WatchClock } from "./watch.js";
+import {
+  phaseOf,
+  progressLine,
+  watchContainer,
+  type Observation,
+  type WatchClock,
+} from "./watch.js";
 
 const base: Observation = {
   state: "Queued",
@@ -48,16 +54,29 @@ describe("progressLine", () => {
     expect(
       progressLine(
         1234,
-        obs({ state: "Locked", workerState: "booting", schedulingStatus: "Waiting for a localhost instance to boot and be ready to accept work." }),
+        obs({
+          state: "Locked",
+          workerState: "booting",
+          schedulingStatus: "Waiting for a localhost instance to boot and be ready to accept work.",
+        }),
       ),
     ).toBe(
       "[  1.2s]  instance booting  container Locked  instance booting — Waiting for a localhost instance to boot and be ready to accept work.",
     );
     expect(
-      progressLine(5000, obs({ state: "Complete", exitCode: 0, workerState: "idle", schedulingStatus: "stale" })),
+      progressLine(
+        5000,
+        obs({ state: "Complete", exitCode: 0, workerState: "idle", schedulingStatus: "stale" }),
+      ),
     ).toBe("[  5.0s]  complete          container Complete  instance idle  exit code 0");
     expect(
-      progressLine(0, obs({ state: "Cancelled", runtimeError: "constraints not satisfiable by any configured instance type" })),
+      progressLine(
+        0,
+        obs({
+          state: "Cancelled",
+          runtimeError: "constraints not satisfiable by any configured instance type",
+        }),
+      ),
     ).toBe(
       "[  0.0s]  cancelled         container Cancelled — constraints not satisfiable by any configured instance type",
     );
@@ -142,20 +161,37 @@ describe("watchContainer", () => {
 describe("verdict", () => {
   const uuid = "zzzzz-dz642-000000000000001";
   test.each([
-    [{ kind: "final", observation: obs({ state: "Complete", exitCode: 0 }), elapsedMs: 1 }, { ok: true }],
+    [
+      { kind: "final", observation: obs({ state: "Complete", exitCode: 0 }), elapsedMs: 1 },
+      { ok: true },
+    ],
     [
       { kind: "final", observation: obs({ state: "Complete", exitCode: 3 }), elapsedMs: 1 },
       { ok: false, reason: `container ${uuid} is Complete but exited 3` },
     ],
     [
-      { kind: "final", observation: obs({ state: "Cancelled", runtimeError: "no space" }), elapsedMs: 1 },
+      {
+        kind: "final",
+        observation: obs({ state: "Cancelled", runtimeError: "no space" }),
+        elapsedMs: 1,
+      },
       { ok: false, reason: `container ${uuid} was Cancelled: no space` },
     ],
     [
-      { kind: "timeout", last: obs({ state: "Locked", schedulingStatus: "Waiting" }), elapsedMs: 120_000 },
-      { ok: false, reason: `timed out after 120s waiting for container ${uuid}: it is still Locked (Waiting)` },
+      {
+        kind: "timeout",
+        last: obs({ state: "Locked", schedulingStatus: "Waiting" }),
+        elapsedMs: 120_000,
+      },
+      {
+        ok: false,
+        reason: `timed out after 120s waiting for container ${uuid}: it is still Locked (Waiting)`,
+      },
     ],
-    [{ kind: "aborted", last: null }, { ok: false, reason: `interrupted while waiting for container ${uuid}` }],
+    [
+      { kind: "aborted", last: null },
+      { ok: false, reason: `interrupted while waiting for container ${uuid}` },
+    ],
   ] as const)("%o", (outcome, expected) => {
     expect(verdict(outcome, uuid, 120_000)).toEqual(expected);
   });

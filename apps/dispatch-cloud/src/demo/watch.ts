@@ -16,21 +16,19 @@ export type Phase =
   "queued" | "locked" | "instance booting" | "starting" | "running" | "complete" | "cancelled";
 
 export function phaseOf(o: Observation): Phase {
-  switch (o.state) {
-    case "Queued":
-      return "queued";
-    case "Locked":
-      if (o.workerState === null) return "locked";
-      // An instance that is not yet ready, or a create still in flight.
-      if (o.workerState === "booting" || o.workerState === "unknown") return "instance booting";
-      return "starting";
-    case "Running":
-      return "running";
-    case "Complete":
-      return "complete";
-    case "Cancelled":
-      return "cancelled";
+  if (o.state === "Locked") {
+    if (o.workerState === null) return "locked";
+    // An instance that is not yet ready, or a create still in flight.
+    if (o.workerState === "booting" || o.workerState === "unknown") return "instance booting";
+    return "starting";
   }
+  const phases = {
+    Queued: "queued",
+    Running: "running",
+    Complete: "complete",
+    Cancelled: "cancelled",
+  } as const satisfies Record<Exclude<Observation["state"], "Locked">, Phase>;
+  return phases[o.state];
 }
 
 export function isFinal(o: Observation): boolean {

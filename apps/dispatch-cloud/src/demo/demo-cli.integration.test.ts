@@ -1,0 +1,145 @@
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
+
+// The demo as a user runs it: the built CLI in its own process, as `npm run demo` and
+// `npm start` do.
+
+const root = path.resolve(import.meta.dirname, "../../../..");
+const cli = path.join(root, "apps/dispatch-cloud/dist/cli.js");
+const dirs: string[] = [];
+
+beforeAll(() => {
+  execFileSync(path.join(root, "node_modules/.bin/tsc"), ["-b", "apps/dispatch-cloud"], {
+    cwd: root,
+    stdio: "pipe",
+  });
+  if (!fs.existsSync(path.join(root, "apps/crunch-run/dist/crunch-run.cjs"))) {
+    execFileSync(process.execPath, ["build.mjs"], { cwd: path.join(root, "apps/crunch-run") });
+  }
+});
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function tmpDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "dispatch-cloud-demo-cli-"));
+  dirs.push(d);
+  return d;
+}
+
+function demo(dataDir: string) {
+  const r = spawnSync(process.execPath, [cli, "demo", "--data-dir", dataDir], {
+    cwd: root,
+    encoding: "utf8",
+    env: { PATH: process.env["PATH"] ?? "" },
+    timeout: 90_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("dispatch-cloud demo as a child process", () => {
+  test("runs hello world to Complete, then a second run finds the first one's data", () => {
+    const dir = tmpDir();
+    const first = demo(dir);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain("(generated now)");
+    expect(first.stdout).toContain("Final state: Complete, exit code 0");
+    expect(first.stdout).toContain("  Hello, Crunch!\n");
+    const uuid = /^container (\S+)$/m.exec(first.stdout)?.[1];
+    expect(uuid).toMatch(/^zzzzz-dz642-/);
+    // Secrets stay in the config file, never on the terminal.
+    const cfg = fs.readFileSync(path.join(dir, "config.yml"), "utf8");
+    const token = /SystemRootToken: "(\w+)"/.exec(cfg)?.[1];
+    expect(token).toMatch(/^\w{32,}$/);
+    expect(first.stdout).not.toContain(token!);
+
+    const second = demo(dir);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain("(found from an earlier run)");
+    expect(second.stdout).toContain("Final state: Complete, exit code 0");
+    // The same database: the first run's container is still there.
+    expect(second.stdout).toContain(
+      `  database:        1 container from earlier runs (latest ${uuid}, Complete)\n`,
+    );
+  });
+
+  test("--keep-running serves until SIGINT; the printed commands submit a container; nothing is left running", async () => {
+    const dir = tmpDir();
+    const child = spawn(process.execPath, [cli, "demo", "--keep-running", "--data-dir", dir], {
+      cwd: root,
+      env: { PATH: process.env["PATH"] ?? "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on("exit", (code) => resolve(code)),
+    );
+    try {
+      await vi.waitFor(() => expect(out).toContain("Running; stop with Ctrl-C."), {
+        timeout: 30_000,
+        interval: 100,
+      });
+      // Run what we told the user to run, with a long command instead of echo.
+      const sleep = `600.${process.pid}`;
+      const script = out
+        .slice(out.indexOf("  cfg="), out.indexOf("  uuid=..."))
+        .replace(`["echo","Hello, Crunch!"]`, `["sleep","${sleep}"]`);
+      const submitted = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+      expect(submitted.stderr).toBe("");
+      const uuid = (JSON.parse(submitted.stdout) as { container_uuid: string }).container_uuid;
+      expect(uuid).toMatch(/^zzzzz-dz642-/);
+
+      const mgmtScript = out.slice(out.indexOf("  cfg="), out.indexOf("  token="));
+      const mgmt = out.slice(out.indexOf("  mgmt="), out.indexOf("\n", out.indexOf("  mgmt=")));
+      const instances = `${mgmtScript}\n${mgmt}\n${out
+        .split("\n")
+        .find((l) => l.includes("/arvados/v1/dispatch/instances"))!}`;
+      await vi.waitFor(
+        () => {
+          const r = spawnSync("bash", ["-c", instances], { encoding: "utf8" });
+          const items = (
+            JSON.parse(r.stdout) as { items: { running_container_uuids: string[] | null }[] | null }
+          ).items;
+          expect(items?.[0]?.running_container_uuids).toEqual([uuid]);
+          expect(sleeping(sleep)).toBe(true);
+        },
+        { timeout: 30_000, interval: 200 },
+      );
+
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+      expect(out).toContain("Stopped.\n");
+      expect(err).toBe("");
+      expect(sleeping(sleep)).toBe(false);
+      expect(out).not.toContain(
+        /SystemRootToken: "(\w+)"/.exec(
+          fs.readFileSync(path.join(dir, "config.yml"), "utf8"),
+        )?.[1] ?? "",
+      );
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
+/** Whether a live `sleep <arg>` process exists. */
+function sleeping(arg: string): boolean {
+  const want = `sleep\0${arg}\0`;
+  return fs.readdirSync("/proc").some((e) => {
+    if (!/^\d+$/.test(e)) return false;
+    try {
+      if (fs.readFileSync(`/proc/${e}/cmdline`, "utf8") !== want) return false;
+      const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
+      return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    } catch {
+      return false;
+    }
+  });
+}

@@ -1,0 +1,322 @@
+// Shared set-up for the end-to-end tests: the container API (in-process) behind a recording
+// proxy, a generated config.yml, and the daemon as a child process running the built CLI.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import { generateEd25519KeyPair } from "@dispatch-cloud/cloud-driver-api";
+import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
+
+export const APP_DIR = fileURLToPath(new URL("../..", import.meta.url));
+export const CLI = path.join(APP_DIR, "dist/cli.js");
+export const SYSTEM_ROOT_TOKEN = "systemroottoken0123456789abcdefghijklmnopqrstu";
+export const MANAGEMENT_TOKEN = "managementtoken0123456789abcdefghijklmnopqrs";
+export const CLUSTER = "zzzzz";
+
+/** One container update crunch-run (the stub's) sent, as the API answered it. */
+export interface RecordedUpdate {
+  readonly uuid: string;
+  readonly state: string | undefined;
+  readonly status: number;
+  readonly at: number;
+}
+
+/** The container API behind a proxy that records every container update it forwards. */
+export interface ApiPeer {
+  readonly api: ContainerApi;
+  /** The proxy's URL: what the dispatcher's config names as the controller. */
+  readonly url: string;
+  readonly updates: RecordedUpdate[];
+  readonly client: ArvadosClient;
+  stop(): Promise<void>;
+}
+
+export async function startApiPeer(): Promise<ApiPeer> {
+  const api = await startContainerApi({
+    dbPath: ":memory:",
+    systemRootToken: SYSTEM_ROOT_TOKEN,
+    clusterId: CLUSTER,
+  });
+  const target = new URL(api.url);
+  const updates: RecordedUpdate[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const fwd = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: target.host },
+        },
+        (up) => {
+          const m = /^\/arvados\/v1\/containers\/([a-z0-9-]+)$/.exec(req.url ?? "");
+          if (req.method === "PUT" && m?.[1] !== undefined) {
+            let state: string | undefined;
+            try {
+              const parsed = JSON.parse(body.toString()) as { container?: { state?: string } };
+              state = parsed.container?.state;
+            } catch {
+              state = undefined;
+            }
+            updates.push({ uuid: m[1], state, status: up.statusCode ?? 0, at: Date.now() });
+          }
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      fwd.on("error", () => {
+        res.writeHead(502);
+        res.end();
+      });
+      fwd.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const client = new ArvadosClient({ apiHost: url, token: SYSTEM_ROOT_TOKEN });
+  return {
+    api,
+    url,
+    updates,
+    client,
+    async stop() {
+      await client.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await api.stop();
+    },
+  };
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+export interface ConfigOptions {
+  readonly controllerUrl: string;
+  readonly port: number;
+  readonly driverParameters?: Record<string, unknown>;
+  readonly cloudVMs?: Record<string, unknown>;
+  readonly containers?: Record<string, unknown>;
+  readonly instanceTypes?: Record<string, unknown>;
+  readonly cluster?: Record<string, unknown>;
+}
+
+export interface TestConfig {
+  readonly dir: string;
+  readonly path: string;
+  readonly url: string;
+  readonly privateKey: string;
+  cleanup(): void;
+}
+
+/** Writes a config.yml (JSON is YAML) for the stub cloud with test-sized timeouts. */
+export function writeConfig(o: ConfigOptions): TestConfig {
+  const dir = mkdtempSync(path.join(tmpdir(), "dispatch-e2e-"));
+  const key = generateEd25519KeyPair("dispatcher");
+  const url = `http://127.0.0.1:${o.port}/`;
+  const config = {
+    Clusters: {
+      [CLUSTER]: {
+        SystemRootToken: SYSTEM_ROOT_TOKEN,
+        ManagementToken: MANAGEMENT_TOKEN,
+        Services: {
+          Controller: { ExternalURL: o.controllerUrl },
+          DispatchCloud: { InternalURLs: { [url]: {} } },
+        },
+        SystemLogs: { Format: "json", LogLevel: "info" },
+        Containers: {
+          DispatchPrivateKey: key.privateKey,
+          ReserveExtraRAM: 0,
+          LocalKeepBlobBuffersPerVCPU: 0,
+          StaleLockTimeout: "2s",
+          CloudVMs: {
+            Driver: "stub",
+            ImageID: "image-1",
+            BootProbeCommand: "true",
+            ProbeInterval: "100ms",
+            PollInterval: "200ms",
+            // Longer than a probe: a sync during a probe discards its result (as in Arvados).
+            SyncInterval: "1s",
+            TimeoutIdle: "1s",
+            TimeoutBooting: "10s",
+            TimeoutProbe: "3s",
+            TimeoutShutdown: "1s",
+            TimeoutSignal: "200ms",
+            TimeoutTERM: "1s",
+            MaxProbesPerSecond: 1000,
+            DriverParameters: {
+              APIScheme: "http",
+              ContainerRunTime: "300ms",
+              ...o.driverParameters,
+            },
+            ...o.cloudVMs,
+          },
+          ...o.containers,
+        },
+        InstanceTypes: o.instanceTypes ?? {
+          small: {
+            ProviderType: "p.small",
+            VCPUs: 1,
+            RAM: "2GiB",
+            IncludedScratch: "100GB",
+            Price: 0.1,
+          },
+        },
+        ...o.cluster,
+      },
+    },
+  };
+  const file = path.join(dir, "config.yml");
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return {
+    dir,
+    path: file,
+    url,
+    privateKey: key.privateKey,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface LogLine {
+  readonly msg: string;
+  readonly level: string;
+  readonly [field: string]: unknown;
+}
+
+/** The daemon as a child process: `node dist/cli.js run --config FILE`. */
+export interface Daemon {
+  readonly child: ChildProcess;
+  /** Raw stderr (all of it). */
+  stderr(): string;
+  /** Parsed JSON log lines so far. */
+  logs(): LogLine[];
+  /** Resolves with the exit code (or the signal name). */
+  readonly exited: Promise<number | string>;
+  /** SIGTERM and wait. */
+  stop(): Promise<number | string>;
+}
+
+export function runCli(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): {
+  child: ChildProcess;
+  output: Promise<{ code: number | string; stdout: string; stderr: string }>;
+} {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const output = new Promise<{ code: number | string; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code: code ?? signal ?? -1, stdout, stderr })),
+  );
+  return { child, output };
+}
+
+/** Waits for the daemon's `listening` line; fails with its stderr if it exits first. */
+export async function waitListening(d: Daemon, timeoutMs = 20_000): Promise<void> {
+  let exited: number | string | undefined;
+  void d.exited.then((c) => (exited = c));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (d.logs().some((l) => l.msg === "listening")) return;
+    if (exited !== undefined || Date.now() > deadline) {
+      throw new Error(`daemon did not start (exit ${String(exited)}):\n${d.stderr()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function startDaemon(configPath: string, env: Record<string, string> = {}): Daemon {
+  const { child, output } = runCli(["run", "--config", configPath], env);
+  let raw = "";
+  child.stderr?.on("data", (d: Buffer) => (raw += d.toString()));
+  const exited = output.then((o) => o.code);
+  return {
+    child,
+    stderr: () => raw,
+    logs: () =>
+      raw
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as LogLine),
+    exited,
+    stop() {
+      child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** GET/POST the management API with the management token (or the given headers). */
+export async function mgmt(
+  base: string,
+  pathAndQuery: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: string; json: () => unknown }> {
+  const res = await fetch(new URL(pathAndQuery, base), {
+    ...init,
+    headers: { Authorization: `Bearer ${MANAGEMENT_TOKEN}`, ...(init.headers ?? {}) },
+  });
+  const body = await res.text();
+  return { status: res.status, body, json: () => JSON.parse(body) as unknown };
+}
+
+export interface InstanceJson {
+  instance: string;
+  address: string;
+  price: number;
+  arvados_instance_type: string;
+  provider_instance_type: string;
+  last_container_uuid: string;
+  running_container_uuids: string[] | null;
+  worker_state: string;
+  idle_behavior: string;
+}
+
+export async function instances(base: string): Promise<InstanceJson[]> {
+  const r = await mgmt(base, "arvados/v1/dispatch/instances");
+  if (r.status !== 200) throw new Error(`instances: HTTP ${r.status}: ${r.body}`);
+  return (r.json() as { items: InstanceJson[] | null }).items ?? [];
+}
+
+/** A committed container request for `command`; returns its container's UUID. */
+export async function submit(
+  peer: ApiPeer,
+  command: string[],
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const cr = await peer.client.containerRequests.create({
+    name: "e2e",
+    container_image: "d41d8cd98f00b204e9800998ecf8427e+0",
+    command,
+    output_path: "/mnt/output",
+    mounts: { "/mnt/output": { kind: "collection", writable: true } },
+    runtime_constraints: { vcpus: 1, ram: 134217728, API: true },
+    priority: 500,
+    state: "Committed",
+    use_existing: false,
+    ...extra,
+  } as never);
+  const uuid = (cr as { container_uuid?: string | null }).container_uuid;
+  if (typeof uuid !== "string") throw new Error("container request got no container");
+  return uuid;
+}
