@@ -123,6 +123,9 @@ describe("dispatch-cloud demo as a child process", () => {
           fs.readFileSync(path.join(dir, "config.yml"), "utf8"),
         )?.[1] ?? "",
       );
+    } catch (e) {
+      console.error(out, err, fs.readFileSync(path.join(dir, "dispatcher.log"), "utf8"));
+      throw e;
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
     }
