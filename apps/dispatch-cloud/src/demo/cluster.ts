@@ -64,6 +64,8 @@ export interface DemoCluster {
   readonly client: ArvadosClient;
   readonly management: ManagementClient;
   readonly logger: Logger;
+  /** Where the dispatcher's JSON log lines go. */
+  readonly logFile: string;
   /** Stops the dispatcher, then every crunch-run it left (so they record Cancelled), then the API. */
   stop(): Promise<void>;
 }
@@ -138,6 +140,7 @@ export async function startDemoCluster(
     client,
     management,
     logger,
+    logFile: files.log,
     stop() {
       stopped ??= (async () => {
         await dispatcher.stop();

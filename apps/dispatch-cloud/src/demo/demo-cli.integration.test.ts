@@ -127,7 +127,13 @@ describe("dispatch-cloud demo as a child process", () => {
       console.error(out, err, fs.readFileSync(path.join(dir, "dispatcher.log"), "utf8"));
       throw e;
     } finally {
-      if (child.exitCode === null) child.kill("SIGKILL");
+      // Even after a failure, stop it the clean way so it takes its runner with it.
+      if (child.exitCode === null) {
+        child.kill("SIGINT");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
     }
   });
 });

@@ -31,8 +31,9 @@ describe("demo in process", () => {
   test("hello world completes and logs its line", async () => {
     let out = "";
     let err = "";
+    const dataDir = tmpDir();
     const code = await runDemo({
-      dataDir: tmpDir(),
+      dataDir,
       keepRunning: false,
       runnerPath: runner,
       out: (s) => (out += s),
@@ -40,6 +41,8 @@ describe("demo in process", () => {
       signal: new AbortController().signal,
       timeoutMs: 45_000,
     });
+    if (code !== 0)
+      console.error(out, fs.readFileSync(path.join(dataDir, "dispatcher.log"), "utf8"));
     expect({ code, err }).toEqual({ code: 0, err: "" });
     expect(out).toContain("Final state: Complete, exit code 0");
     expect(out).toContain("  Hello, Crunch!\n");
@@ -55,7 +58,9 @@ describe("demo in process", () => {
     const { containerUuid } = await submitContainer(c.client, command, "kill me");
     const observe = containerObserver(c.client, c.management, containerUuid);
     await until(observe, (o) => o.state === "Running");
-    expect(processesRunning(command)).toHaveLength(1);
+    // crunch-run says Running just before it starts the command.
+    await vi.waitFor(() => expect(processesRunning(command)).toHaveLength(1), { timeout: 10_000 });
+    expect(fs.readdirSync(files.lockDir).filter((f) => f.endsWith(".lock"))).toHaveLength(1);
 
     await c.management.kill(containerUuid, "test");
     const end = await until(observe, (o) => o.state === "Cancelled" || o.state === "Complete");
@@ -77,6 +82,7 @@ describe("demo in process", () => {
       containerObserver(c.client, c.management, containerUuid),
       (o) => o.state === "Running",
     );
+    await vi.waitFor(() => expect(processesRunning(command)).toHaveLength(1), { timeout: 10_000 });
     await c.stop();
     expect(processesRunning(command)).toEqual([]);
     expect(fs.readdirSync(files.lockDir).filter((f) => f.endsWith(".lock"))).toEqual([]);

@@ -129,6 +129,20 @@ export async function runDemo(o: DemoRunOptions): Promise<number> {
   }
 }
 
+/** What crunch-run and the container said, for a container that did not succeed. */
+async function diagnostics(cluster: DemoCluster, uuid: string): Promise<string> {
+  const tail = (lines: string[]) =>
+    lines
+      .slice(-20)
+      .map((l) => `  ${l}\n`)
+      .join("") || "  (nothing)\n";
+  const [runner, stderr] = await Promise.all([
+    logLines(cluster.client, uuid, "crunch-run").catch(() => []),
+    logLines(cluster.client, uuid, "stderr").catch(() => []),
+  ]);
+  return `crunch-run log:\n${tail(runner)}stderr:\n${tail(stderr)}`;
+}
+
 /** What the database holds from earlier runs, so a second run shows it found its data. */
 async function earlierRuns(cluster: DemoCluster): Promise<string> {
   const res = await cluster.client.containers.list({
@@ -174,7 +188,9 @@ async function helloWorld(o: DemoRunOptions, cluster: DemoCluster): Promise<numb
     await client.containerRequests.update(requestUuid, { priority: 0 }).catch(() => undefined);
   }
   if (!v.ok) {
+    if (outcome.kind === "final") o.out(await diagnostics(cluster, containerUuid));
     o.err(`dispatch-cloud demo: ${v.reason}\n`);
+    o.err(`dispatch-cloud demo: the dispatcher's log is ${cluster.logFile}\n`);
     return 1;
   }
   o.out("\nThe demo container ran and completed. Stopping everything.\n");
