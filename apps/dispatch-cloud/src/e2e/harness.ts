@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +14,8 @@ import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-
 
 export const APP_DIR = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = path.join(APP_DIR, "dist/cli.js");
-export const SYSTEM_ROOT_TOKEN = "systemroottoken0123456789abcdefghijklmnopqrstu";
+/** Each API peer gets its own SystemRootToken, hence its own InstanceSetID and dispatcher lock. */
+const newToken = (): string => `systemroot${randomBytes(16).toString("hex")}`;
 export const MANAGEMENT_TOKEN = "managementtoken0123456789abcdefghijklmnopqrs";
 export const CLUSTER = "zzzzz";
 
@@ -28,6 +30,8 @@ export interface RecordedUpdate {
 /** The container API behind a proxy that records every container update it forwards. */
 export interface ApiPeer {
   readonly api: ContainerApi;
+  /** The cluster's SystemRootToken. */
+  readonly token: string;
   /** The proxy's URL: what the dispatcher's config names as the controller. */
   readonly url: string;
   readonly updates: RecordedUpdate[];
@@ -36,9 +40,10 @@ export interface ApiPeer {
 }
 
 export async function startApiPeer(): Promise<ApiPeer> {
+  const token = newToken();
   const api = await startContainerApi({
     dbPath: ":memory:",
-    systemRootToken: SYSTEM_ROOT_TOKEN,
+    systemRootToken: token,
     clusterId: CLUSTER,
   });
   const target = new URL(api.url);
@@ -81,9 +86,10 @@ export async function startApiPeer(): Promise<ApiPeer> {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  const client = new ArvadosClient({ apiHost: url, token: SYSTEM_ROOT_TOKEN });
+  const client = new ArvadosClient({ apiHost: url, token });
   return {
     api,
+    token,
     url,
     updates,
     client,
@@ -107,6 +113,7 @@ export async function freePort(): Promise<number> {
 
 export interface ConfigOptions {
   readonly controllerUrl: string;
+  readonly token: string;
   readonly port: number;
   readonly driverParameters?: Record<string, unknown>;
   readonly cloudVMs?: Record<string, unknown>;
@@ -131,7 +138,7 @@ export function writeConfig(o: ConfigOptions): TestConfig {
   const config = {
     Clusters: {
       [CLUSTER]: {
-        SystemRootToken: SYSTEM_ROOT_TOKEN,
+        SystemRootToken: o.token,
         ManagementToken: MANAGEMENT_TOKEN,
         Services: {
           Controller: { ExternalURL: o.controllerUrl },

@@ -3,7 +3,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   MANAGEMENT_TOKEN,
-  SYSTEM_ROOT_TOKEN,
   freePort,
   instances,
   mgmt,
@@ -33,6 +32,7 @@ describe("install check: echo Hello, Crunch!", () => {
     peer = await startApiPeer();
     cfg = writeConfig({
       controllerUrl: peer.url,
+      token: peer.token,
       port: await freePort(),
       // Long enough to watch it run through the management API.
       driverParameters: { ContainerRunTime: "1500ms" },
@@ -137,7 +137,7 @@ describe("install check: echo Hello, Crunch!", () => {
 
     // No secret anywhere in the log.
     const raw = daemon.stderr();
-    expect(raw).not.toContain(SYSTEM_ROOT_TOKEN);
+    expect(raw).not.toContain(peer.token);
     expect(raw).not.toContain(MANAGEMENT_TOKEN);
     expect(raw).not.toContain(cfg.privateKey.split("\n")[1]);
   });

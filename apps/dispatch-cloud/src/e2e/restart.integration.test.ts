@@ -1,0 +1,135 @@
+// Restart: a dispatcher stops while containers run and a new one takes over the same cloud. The
+// stub cloud lives in the dispatcher's process (its fake VMs would die with a SIGKILLed child),
+// so this runs two dispatchers in-process, one after the other, over one shared stub cloud.
+import { Writable } from "node:stream";
+import { createDriverRegistry, type InstanceSet } from "@dispatch-cloud/cloud-driver-api";
+import { loadConfig } from "@dispatch-cloud/config";
+import { seedContainer } from "@dispatch-cloud/container-api/testing";
+import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { startDispatcher, type Dispatcher } from "../daemon/index.js";
+import { createLogger } from "../logger.js";
+import { freePort, startApiPeer, writeConfig, type ApiPeer, type TestConfig } from "./harness.js";
+
+const N = 12;
+
+describe("restart", () => {
+  let peer: ApiPeer;
+  let cfg: TestConfig;
+  let cloud: StubCloud | undefined;
+  let shared: InstanceSet | undefined;
+  const lines: string[] = [];
+
+  beforeAll(async () => {
+    peer = await startApiPeer();
+    cfg = writeConfig({
+      controllerUrl: peer.url,
+      token: peer.token,
+      port: await freePort(),
+      driverParameters: { ContainerRunTime: "6s", SharedHostKey: true },
+      cloudVMs: { DeployRunnerBinary: "", MaxInstances: N, MaxConcurrentInstanceCreateOps: 0 },
+    });
+  });
+  afterAll(async () => {
+    await cloud?.stop();
+    await peer?.stop();
+    cfg?.cleanup();
+  });
+
+  // Both dispatchers get the same cloud; a dispatcher's stop must not stop the cloud itself.
+  const drivers = createDriverRegistry({
+    stub: async (ctx) => {
+      if (shared === undefined) {
+        const real = await createStubDriver({ onCloud: (c) => (cloud = c) })(ctx);
+        shared = {
+          create: (req, signal) => real.create(req, signal),
+          instances: (filter, signal) => real.instances(filter, signal),
+          instanceQuotaGroup: (type) => real.instanceQuotaGroup(type),
+          stop: () => Promise.resolve(),
+        };
+      }
+      return shared;
+    },
+  });
+
+  async function start(): Promise<Dispatcher> {
+    const loaded = await loadConfig({ path: cfg.path });
+    if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.text).join("\n"));
+    const logger = createLogger({
+      level: "info",
+      format: "json",
+      stream: new Writable({
+        write(chunk: Buffer, _e, done) {
+          lines.push(...chunk.toString().split("\n").filter(Boolean));
+          done();
+        },
+      }),
+    });
+    return startDispatcher({ config: loaded.config, logger, drivers });
+  }
+
+  it("adopts running VMs and containers: all complete, none started twice, no VM leaked", async () => {
+    const first = await start();
+    const uuids = Array.from({ length: N }, () =>
+      seedContainer(peer.api.store, {
+        priority: 1,
+        runtime_constraints: { vcpus: 1, ram: 64 << 20 },
+      }),
+    );
+    await vi.waitFor(
+      async () => {
+        const page = await peer.client.containers.list({
+          filters: [["uuid", "in", uuids]],
+          select: ["uuid", "state"],
+          limit: N,
+        });
+        expect(page.items.filter((c) => c.state === "Running")).toHaveLength(N);
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    const vmsBefore = first.pool
+      .instances()
+      .map((i) => i.instance)
+      .sort();
+    expect(vmsBefore).toHaveLength(N);
+    await first.stop();
+
+    const second = await start();
+    try {
+      // The new dispatcher adopts every VM and finds every container on them.
+      await vi.waitFor(
+        () => {
+          const views = second.pool.instances();
+          expect(views.map((i) => i.instance).sort()).toEqual(vmsBefore);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      await vi.waitFor(
+        async () => {
+          const page = await peer.client.containers.list({
+            filters: [["uuid", "in", uuids]],
+            select: ["uuid", "state"],
+            limit: N,
+          });
+          expect(page.items.map((c) => c.state)).toEqual(Array(N).fill("Complete"));
+        },
+        { timeout: 30_000, interval: 100 },
+      );
+      // Nobody started a container again.
+      const running = new Map<string, number>();
+      for (const u of peer.updates) {
+        if (u.state === "Running") running.set(u.uuid, (running.get(u.uuid) ?? 0) + 1);
+      }
+      expect([...running.values()]).toEqual(Array(N).fill(1));
+      const starts = lines.filter((l) => l.includes('"msg":"crunch-run process started"'));
+      expect(starts).toHaveLength(N);
+      // And every VM goes once idle.
+      await vi.waitFor(async () => expect(await shared?.instances({})).toEqual([]), {
+        timeout: 20_000,
+        interval: 100,
+      });
+    } finally {
+      await second.stop();
+    }
+  }, 90_000);
+});
