@@ -44,8 +44,8 @@ describe("dispatch-cloud demo as a child process", () => {
   test("runs hello world to Complete, then a second run finds the first one's data", () => {
     const dir = tmpDir();
     const first = demo(dir);
-    expect(first.stderr).toBe("");
-    expect(first.code).toBe(0);
+    if (first.code !== 0) console.error(first.stdout);
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: "" });
     expect(first.stdout).toContain("(generated now)");
     expect(first.stdout).toContain("Final state: Complete, exit code 0");
     expect(first.stdout).toContain("  Hello, Crunch!\n");
@@ -58,7 +58,8 @@ describe("dispatch-cloud demo as a child process", () => {
     expect(first.stdout).not.toContain(token!);
 
     const second = demo(dir);
-    expect(second.code).toBe(0);
+    if (second.code !== 0) console.error(second.stdout);
+    expect({ code: second.code, stderr: second.stderr }).toEqual({ code: 0, stderr: "" });
     expect(second.stdout).toContain("(found from an earlier run)");
     expect(second.stdout).toContain("Final state: Complete, exit code 0");
     // The same database: the first run's container is still there.
