@@ -1,13 +1,9 @@
 #!/usr/bin/env bash
-# `npm start`: set up the checkout and run the main job.
+# `npm start`: set up the checkout, then run the dispatcher on this machine with no cloud and no
+# cluster: an embedded container API (SQLite in .demo/), the loopback driver and the bundled
+# crunch-run. It prints how to submit a container and watch it, and runs until Ctrl-C.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$repo"
 bash scripts/setup.sh
-if [ -f apps/dispatch-cloud/dist/commands/demo.js ]; then
-  exec bin/dispatch-cloud demo "$@"
-fi
-echo "==> checking the example EC2 configuration (bin/dispatch-cloud config-check --config examples/ec2.yml)"
-bin/dispatch-cloud config-check --config examples/ec2.yml
-echo "==> effective configuration, defaults filled in and secrets redacted (config-dump)"
-bin/dispatch-cloud config-dump --config examples/ec2.yml
+exec bin/dispatch-cloud demo --keep-running "$@"
