@@ -33,7 +33,7 @@ export function schedulerPoolPort(pool: WorkerPool): SchedulerPoolPort {
     shutdown: (id: InstanceId) => pool.shutdown(id),
     instances: () => pool.instances() as unknown as readonly SchedulerInstanceView[],
     countWorkers: (signal) => pool.countWorkers(signal),
-    running: () => pool.running() as unknown as ReadonlyMap<ContainerUuid, Date | null>,
+    running: () => pool.running(),
     subscribe: (listener) => pool.subscribe(listener),
     startContainer: (id: InstanceId, ctr: QueuedContainer) => pool.startContainer(id, ctr),
     killContainer: (uuid: ContainerUuid, reason: string) => pool.killContainer(uuid, reason),

@@ -214,7 +214,7 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
   const clock = options.clock ?? systemClock;
   const cleanups: (() => Promise<void>)[] = [];
   const undo = async (): Promise<void> => {
-    for (const f of cleanups.splice(0).reverse()) {
+    for (const f of cleanups.splice(0).toReversed()) {
       try {
         await f();
       } catch (err) {

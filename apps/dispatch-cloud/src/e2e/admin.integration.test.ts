@@ -32,7 +32,8 @@ describe("admin CLI and management API", () => {
       controllerUrl: peer.url,
       token: peer.token,
       port: await freePort(),
-      driverParameters: { ContainerRunTime: "1s" },
+      // Long enough for the CLI (a node process each) to see it running.
+      driverParameters: { ContainerRunTime: "4s" },
     });
     daemon = startDaemon(cfg.path, { ARVADOS_API_TOKEN: "ignored-by-the-daemon" });
     await waitListening(daemon);

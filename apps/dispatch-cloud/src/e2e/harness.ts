@@ -277,11 +277,11 @@ export function startDaemon(configPath: string, env: Record<string, string> = {}
 export async function mgmt(
   base: string,
   pathAndQuery: string,
-  init: RequestInit = {},
+  init: Omit<RequestInit, "headers"> & { headers?: Record<string, string> } = {},
 ): Promise<{ status: number; body: string; json: () => unknown }> {
   const res = await fetch(new URL(pathAndQuery, base), {
     ...init,
-    headers: { Authorization: `Bearer ${MANAGEMENT_TOKEN}`, ...(init.headers ?? {}) },
+    headers: { Authorization: `Bearer ${MANAGEMENT_TOKEN}`, ...init.headers },
   });
   const body = await res.text();
   return { status: res.status, body, json: () => JSON.parse(body) as unknown };
