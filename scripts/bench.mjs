@@ -20,6 +20,7 @@ const BENCHMARKS = [
   { name: "cloud-ops", timeoutS: 60 },
   { name: "probes", timeoutS: 120 },
   { name: "e2e", timeoutS: 240, optional: true },
+  { name: "daemon", timeoutS: 260, optional: true },
 ];
 
 const env = {
@@ -161,7 +162,7 @@ function cell(s) {
 function render(all, notRun, when) {
   const m = machine();
   const rows = all.flatMap((r) => r.rows.map((row) => ({ ...row, from: r.name })));
-  if (notRun.includes("e2e")) rows.push(...notYetMeasured());
+  rows.push(...notYetMeasured(notRun));
   const met = (row) => (row.met === true ? "yes" : row.met === false ? "**no**" : "–");
   const lines = [
     "# Benchmarks",
@@ -197,24 +198,28 @@ function render(all, notRun, when) {
   return lines.join("\n");
 }
 
-function notYetMeasured() {
-  const why =
-    "not measured yet: the daemon (startDispatcher in apps/dispatch-cloud) is not wired into the suite";
-  return [
-    {
+/** Rows for the daemon benchmarks whose programs are not built (the daemon is not there yet). */
+function notYetMeasured(notRun) {
+  const why = "not measured yet: no daemon benchmark program in bench/dist";
+  const out = [];
+  if (notRun.includes("daemon")) {
+    out.push({
       benchmark: "Daemon with 1,000 stub VMs and 5,000 queued containers: resident memory",
       result: why,
       target: "< 400 MB",
       met: null,
-    },
-    {
+    });
+  }
+  if (notRun.includes("e2e")) {
+    out.push({
       benchmark:
         "End to end on driver-stub, boot delay 0: one-second containers, dispatch overhead",
       result: why,
       target: "< 50 ms per container beyond the poll interval",
       met: null,
-    },
-  ];
+    });
+  }
+  return out;
 }
 
 /** A section per missed target: what missed, and for the scheduler where its time goes. */
