@@ -1,10 +1,6 @@
 #!/usr/bin/env node
-import { register } from "node:module";
 import { text } from "node:stream/consumers";
-
-// Before anything imports ssh2 (see ssh2-hooks.ts for why).
-register("./ssh2-hooks.js", import.meta.url);
-const { runCli } = await import("./program.js");
+import { runCli } from "./program.js";
 
 // SIGTERM (systemd stop) and SIGINT (Ctrl-C) ask `run` to stop cleanly; a second one of either
 // exits at once.

@@ -936,6 +936,21 @@ describe("transitions", () => {
     expect(s.pool.running().get(ctr(1).uuid)).toBeNull();
   });
 
+  it("bounds a probe command by TimeoutProbe when that is under a minute", async () => {
+    const s = await setup({ config: { timeoutProbeMs: 20_000 } });
+    const id = await readyWorker(s);
+    s.cloud.vm(id)!.setSilent(true);
+    const p = s.pool.probeNow();
+    await s.clock.advance(20_000); // not the full minute
+    await p;
+    expect(logged(s, "probe failed")).toHaveLength(1);
+    const second = s.pool.probeNow(); // starts 20 s after the last success
+    await s.clock.advance(20_000);
+    await second;
+    expect(view(s.pool, id)?.worker_state).toBe("shutdown");
+    expect(logged(s, "instance unresponsive, shutting down")).toHaveLength(1);
+  });
+
   it("any → shutdown on KillInstance, even when held", async () => {
     const s = await setup();
     const id = await readyWorker(s);

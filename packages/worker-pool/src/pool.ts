@@ -191,7 +191,8 @@ interface ProbeResult {
 /**
  * Deviation: Arvados runs probe commands without a timeout, so a VM that stops answering on an
  * open connection blocks its probes until TCP gives up. A minute (the SSH dial timeout) bounds
- * each probe command, so silent VMs reach TimeoutProbe/TimeoutBooting.
+ * each probe command, or less where TimeoutBooting/TimeoutProbe is shorter: a command cannot
+ * usefully outlast the time after which the worker is given up anyway.
  */
 const PROBE_COMMAND_TIMEOUT_MS = 60_000;
 
@@ -789,7 +790,7 @@ export class WorkerPool {
     const cmd = this.#s.bootProbeCommand;
     let r: ExecResult;
     try {
-      r = await this.#exec(w, cmd, this.#probeOpts());
+      r = await this.#exec(w, cmd, this.#probeOpts(w));
     } catch (err) {
       const msg = errorMessage(err);
       if (EXPECTED_BOOT_ERROR.test(msg))
@@ -816,7 +817,7 @@ export class WorkerPool {
     if (runner.data === null) return null;
     const log = w.logger.child({ hash: runner.hash, path: runner.cmd });
     try {
-      const r = await this.#exec(w, md5sumCommand(runner.cmd), this.#probeOpts());
+      const r = await this.#exec(w, md5sumCommand(runner.cmd), this.#probeOpts(w));
       if (
         r.exitCode === 0 &&
         r.stderr.length === 0 &&
@@ -851,7 +852,7 @@ export class WorkerPool {
     const prices = w.instance.priceHistory(w.instType);
     const cmd = listCommand(runner.cmd, prices.length > 0, w.instance.remoteUser);
     const opts: ExecuteOptions =
-      prices.length > 0 ? { ...this.#probeOpts(), stdin: pricesJson(prices) } : this.#probeOpts();
+      prices.length > 0 ? { ...this.#probeOpts(w), stdin: pricesJson(prices) } : this.#probeOpts(w);
     const before = this.#now();
     let r: ExecResult;
     try {
@@ -1014,7 +1015,7 @@ export class WorkerPool {
     log.info({ Signal: SIGTERM }, "sending signal");
     const cmd = killCommand(this.#runner!.cmd, SIGTERM, rr.uuid, w.instance.remoteUser);
     try {
-      const r = await this.#exec(w, cmd, this.#probeOpts());
+      const r = await this.#exec(w, cmd, this.#probeOpts(w));
       if (r.exitCode === 0) {
         // Only a running runner is closed; a starting one keeps getting SIGTERMs.
         if (this.#closeRunner(w, rr.uuid)) this.#notify();
@@ -1331,8 +1332,15 @@ export class WorkerPool {
 
   // ---------------------------------------------------------------- plumbing
 
-  #probeOpts(): ExecuteOptions {
-    return { signal: this.#stop.signal, timeoutMs: PROBE_COMMAND_TIMEOUT_MS };
+  #probeOpts(w: Worker): ExecuteOptions {
+    const giveUpAfter =
+      w.state === "booting" || w.state === "unknown"
+        ? this.#s.timeoutBootingMs
+        : this.#s.timeoutProbeMs;
+    return {
+      signal: this.#stop.signal,
+      timeoutMs: Math.min(PROBE_COMMAND_TIMEOUT_MS, giveUpAfter),
+    };
   }
 
   #now(): number {
