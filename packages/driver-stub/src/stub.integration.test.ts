@@ -169,12 +169,16 @@ describe("stub VMs over real SSH", () => {
       initCommand: "",
       publicKey: key.publicKey,
     });
-    await expect(ssh(inst, "true")).rejects.toThrow(/handshake|ECONNRESET|ECONNREFUSED|closed|lost/i);
+    await expect(ssh(inst, "true")).rejects.toThrow(
+      /handshake|ECONNRESET|ECONNREFUSED|closed|lost/i,
+    );
     await clock.advance(5000);
     expect((await ssh(inst, "true")).code).toBe(0);
     expect(await cloud.vanish(inst.id)).toBe(true);
     expect(await cloud.instanceSet.instances({})).toEqual([]);
-    await expect(ssh(inst, "true")).rejects.toThrow(/handshake|ECONNRESET|ECONNREFUSED|closed|lost/i);
+    await expect(ssh(inst, "true")).rejects.toThrow(
+      /handshake|ECONNRESET|ECONNREFUSED|closed|lost/i,
+    );
   });
 });
 
