@@ -5,6 +5,10 @@ import readline from "node:readline";
 import { text } from "node:stream/consumers";
 import { main } from "./main.js";
 
+// The pinned EC2 SDK warns on every start that its releases after January 2027 will need
+// Node 22. We pin the release we run, so the notice tells an operator nothing.
+process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
+
 const interrupt = new AbortController();
 const force = new AbortController();
 let signals = 0;

@@ -2,6 +2,10 @@
 import { text } from "node:stream/consumers";
 import { runCli } from "./program.js";
 
+// The pinned EC2 SDK warns on every start that its releases after January 2027 will need
+// Node 22. We pin the release we run, so the notice tells an operator nothing.
+process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
+
 // SIGTERM (systemd stop) and SIGINT (Ctrl-C) ask `run` to stop cleanly; a second one of either
 // exits at once.
 const stop = new AbortController();
