@@ -436,6 +436,16 @@ describe("worker pool over real SSH to stub VMs", () => {
     expect(logged(h, "instance disappeared in cloud")).toHaveLength(1);
   });
 
+  it("reads no secret when the driver verifies the host key itself", async () => {
+    const h = await setup({ stub: { hostKeyCheck: "compare" } });
+    const vm = await createVm(h);
+    // Even a wrong secret file does not matter: the driver's own check decides.
+    vm.files.set(INSTANCE_SECRET_PATH, Buffer.from("0".repeat(40)));
+    await h.pool.probeNow();
+    expect(state(h.pool, vm.id)).toBe("idle");
+    expect(commands(vm)).toEqual([BOOT_PROBE, MD5_CMD, INSTALL_CMD, LIST_CMD]);
+  });
+
   it("never uses a VM it created whose secret does not match its tag, and gives it up at TimeoutBooting", async () => {
     const h = await setup();
     const vm = await createVm(h);
