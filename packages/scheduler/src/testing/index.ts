@@ -127,7 +127,8 @@ export interface StateChange {
 
 /**
  * A queue whose `db` array is the controller's table. Resources: vcpus, ram/0.95, nothing
- * else; types: those that fit, cheapest first, cut at the cheapest price × maxPriceFactor.
+ * else; types: those that fit (preemptible flag matching), cheapest first, cut at the cheapest
+ * price × maxPriceFactor.
  */
 export class FakeQueue implements ContainerQueue<FakeContainer> {
   readonly db: FakeContainer[] = [];
@@ -164,9 +165,16 @@ export class FakeQueue implements ContainerQueue<FakeContainer> {
     };
   }
 
-  chooseTypes(need: InstanceResources): InstanceType[] {
+  /** Eligible types as §2.9 picks them; a type must match the container's preemptible flag. */
+  chooseTypes(need: InstanceResources, preemptible = false): InstanceType[] {
     const fit = this.types
-      .filter((t) => t.VCPUs >= need.VCPUs && t.RAM >= need.RAM && t.Scratch >= need.Scratch)
+      .filter(
+        (t) =>
+          t.VCPUs >= need.VCPUs &&
+          t.RAM >= need.RAM &&
+          t.Scratch >= need.Scratch &&
+          t.Preemptible === preemptible,
+      )
       .sort((a, b) => a.Price - b.Price || b.RAM - a.RAM || (a.Name < b.Name ? -1 : 1));
     if (fit.length === 0) return [];
     const max = fit[0]!.Price * Math.max(1, this.maxPriceFactor);
@@ -182,7 +190,9 @@ export class FakeQueue implements ContainerQueue<FakeContainer> {
       next.set(c.uuid, {
         container: { ...c },
         instanceResources: need,
-        instanceTypes: old?.instanceTypes ?? this.chooseTypes(need),
+        instanceTypes:
+          old?.instanceTypes ??
+          this.chooseTypes(need, c.scheduling_parameters.preemptible === true),
         firstSeenAt: old?.firstSeenAt ?? new Date(this.clock.now()),
       });
     }
