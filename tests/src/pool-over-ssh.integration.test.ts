@@ -510,4 +510,23 @@ describe("worker pool over real SSH to stub VMs", () => {
     await h.pool.settled();
     expect(h.cloud.vm(vm.id)).toBeUndefined();
   });
+
+  it("gives up a booting VM that goes silent during the runner upload, at TimeoutBooting", async () => {
+    const h = await setup();
+    const vm = await createVm(h);
+    // The VM stops answering just as the upload reaches it (a hung disk, say).
+    const exec = vm.exec.bind(vm);
+    vm.exec = (command, request) => {
+      if (command === INSTALL_CMD) vm.setSilent(true);
+      return exec(command, request);
+    };
+    void h.pool.probeNow();
+    await vi.waitFor(() => expect(commands(vm)).toContain(INSTALL_CMD), WAIT);
+    for (let i = 0; i < 3 && state(h.pool, vm.id) !== "shutdown"; i++) {
+      const probe = h.pool.probeNow();
+      await h.clock.advance(TIMEOUT_BOOTING_MS);
+      await probe;
+    }
+    expect(state(h.pool, vm.id)).toBe("shutdown");
+  });
 });

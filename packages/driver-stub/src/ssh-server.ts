@@ -95,6 +95,8 @@ export async function serveVm(
   });
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
+    // Without it every command waits on Nagle and delayed ACKs (tens of ms per round trip).
+    socket.setNoDelay(true);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     if (vm.gone || !vm.booted()) {

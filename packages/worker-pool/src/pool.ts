@@ -834,7 +834,14 @@ export class WorkerPool {
     let error: string;
     let stderr = "";
     try {
-      const r = await this.#exec(w, cmd, { stdin: runner.data, signal: this.#stop.signal });
+      // Deviation: Arvados bounds no upload; a VM that goes silent mid-upload would keep its
+      // probe (and so the worker) waiting forever. The upload runs only while booting, so
+      // TimeoutBooting is the most it can usefully take.
+      const r = await this.#exec(w, cmd, {
+        stdin: runner.data,
+        signal: this.#stop.signal,
+        timeoutMs: this.#s.timeoutBootingMs,
+      });
       if (r.exitCode === 0) return null;
       error = `exit status ${r.exitCode}`;
       stderr = r.stderr.toString();
@@ -950,7 +957,9 @@ export class WorkerPool {
       clusterConfigJson: c.clusterConfigJson,
     });
     try {
-      const r = await this.#exec(w, cmd, { stdin });
+      // Bounded like a probe: a start that hangs fails and surfaces at the next run probe as
+      // an exited container, instead of staying "starting" forever.
+      const r = await this.#exec(w, cmd, { ...this.#probeOpts(w), stdin });
       if (r.exitCode === 0) log.info({}, "crunch-run process started");
       else {
         log.error(
