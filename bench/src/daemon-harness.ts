@@ -230,7 +230,8 @@ export async function startBenchCluster(o: ClusterOptions): Promise<BenchCluster
         if (!line.startsWith("{")) continue;
         try {
           const l = JSON.parse(line) as { level?: string; msg?: string };
-          if (l.level === "warn" || l.level === "error") {
+          // Arvados's JSON logs spell the level "warning".
+          if (l.level === "warning" || l.level === "warn" || l.level === "error") {
             const k = `${l.level}: ${l.msg ?? ""}`;
             counts.set(k, (counts.get(k) ?? 0) + 1);
           }
