@@ -7,8 +7,7 @@ import {
   type ExecutorTarget,
   type HostKeyVerdict,
 } from "@dispatch-cloud/ssh-executor";
-import type { Sshd } from "@dispatch-cloud/ssh-executor/testing";
-import { registerSsh2Interop } from "./ssh2-interop.js";
+import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
 import {
   emit,
   ms,
@@ -27,9 +26,6 @@ const CONNECTS = 20;
 const SECRET = "bench-instance-secret";
 
 const signal = stopSignal(NAME);
-registerSsh2Interop();
-// After the interop hook is registered (see ssh2-interop.ts).
-const { startSshd } = await import("@dispatch-cloud/ssh-executor/testing");
 
 function target(sshd: Sshd, verdict: HostKeyVerdict["kind"]): ExecutorTarget {
   return {

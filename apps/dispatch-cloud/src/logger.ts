@@ -62,16 +62,21 @@ class WinstonLogger implements Logger {
     private readonly scrub: (s: string) => string,
   ) {}
   debug(fields: Record<string, unknown>, message: string): void {
-    this.w.debug(this.scrub(message), plain(fields, this.scrub));
+    this.write("debug", fields, message);
   }
   info(fields: Record<string, unknown>, message: string): void {
-    this.w.info(this.scrub(message), plain(fields, this.scrub));
+    this.write("info", fields, message);
   }
   warn(fields: Record<string, unknown>, message: string): void {
-    this.w.warn(this.scrub(message), plain(fields, this.scrub));
+    this.write("warn", fields, message);
   }
   error(fields: Record<string, unknown>, message: string): void {
-    this.w.error(this.scrub(message), plain(fields, this.scrub));
+    this.write("error", fields, message);
+  }
+  /** Probe chatter at debug is most of what a busy pool logs: skip it before any work. */
+  private write(level: string, fields: Record<string, unknown>, message: string): void {
+    if (!this.w.isLevelEnabled(level)) return;
+    this.w.log(level, this.scrub(message), plain(fields, this.scrub));
   }
   child(fields: Record<string, unknown>): Logger {
     return new WinstonLogger(this.w.child(plain(fields, this.scrub)), this.scrub);

@@ -4,7 +4,10 @@
  * key is `clientPublicKey`; each exec request is answered by `onExec`.
  */
 import type { AddressInfo } from "node:net";
-import { Server, utils, type ServerChannel } from "ssh2";
+import ssh2, { type ServerChannel } from "ssh2";
+
+// ssh2 is CommonJS: under Node's ESM loader its exports come only as the default export.
+const { Server, utils } = ssh2;
 
 export interface FakeExec {
   readonly user: string;
