@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import { UsageError, parseArgs, usage, type RunnerArgs } from "./args.js";
-import { detach } from "./detach.js";
+import { announceReady, detach } from "./detach.js";
 import { isEngine } from "./engine.js";
 import { killContainer } from "./kill.js";
 import { listContainers } from "./list.js";
@@ -97,12 +97,19 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`crunch-run: unsupported RuntimeEngine "${args.runtimeEngine}"\n`);
     return 1;
   }
+  // From here on this process is (or is about to be) the PID a lock file names: `--list` sends
+  // it SIGUSR2 and `--kill` SIGTERM, and Node's default for both is to exit without a word.
+  // Both are handled before anything else happens; the background copy only says it is ready
+  // (and so is only named in the lock file) once its handlers are in place.
+  const stop = stopSignal();
   if (args.detach && !args.noDetach) {
     const stdin = args.stdinConfig ? readStdin() : Buffer.alloc(0);
-    const procinfo = await detach({ dir: lockDir, uuid, argv, stdin });
+    const procinfo = await detach({ dir: lockDir, uuid, argv, stdin, signal: stop });
     process.stdout.write(`${JSON.stringify(procinfo)}\n`);
     return 0;
   }
+
+  announceReady();
 
   let config: StdinConfig = {};
   if (args.stdinConfig) {
@@ -125,7 +132,21 @@ async function main(argv: readonly string[]): Promise<number> {
     brokenNodeHook: args.brokenNodeHook,
     api: clientApi(process.env),
     log,
+    stop,
   });
+}
+
+/**
+ * Aborted with the signal's name on SIGTERM or SIGINT; SIGUSR2 (`--list` saying prices were
+ * saved) is received and otherwise ignored, since this runner does not track costs.
+ */
+function stopSignal(): AbortSignal {
+  const controller = new AbortController();
+  const onStop = (signal: NodeJS.Signals) => controller.abort(signal);
+  process.on("SIGTERM", onStop);
+  process.on("SIGINT", onStop);
+  process.on("SIGUSR2", () => undefined);
+  return controller.signal;
 }
 
 main(process.argv.slice(2)).then(

@@ -27,6 +27,11 @@ export interface RunOptions {
   readonly api: RunnerApi;
   /** Where the runner's own progress goes (the detached runner's log file). */
   readonly log: (message: string) => void;
+  /**
+   * Aborted (with the signal's name as reason) when the dispatcher asks this runner to stop:
+   * SIGTERM or SIGINT, possibly before the command has started.
+   */
+  readonly stop: AbortSignal;
 }
 
 const FLUSH_INTERVAL_MS = 1000;
@@ -85,19 +90,40 @@ function markBroken(options: RunOptions, reason: string): void {
 /**
  * Run one container to the end: mark it Running, start the command, stream its output into the
  * container's log, and record how it ended: Complete with the exit code, or Cancelled when the
- * dispatcher killed it. Returns the runner's own exit status.
+ * dispatcher asked us to stop (even before the command started). Returns the runner's own exit
+ * status. The lock file is removed on the way out, whatever happened, so it never outlives the
+ * PID it names (a PID the system may later give to an unrelated process).
  */
 export async function runContainer(options: RunOptions): Promise<number> {
-  const { api, uuid, log } = options;
+  const file = lockPath(options.lockDir, options.uuid);
+  try {
+    return await runLocked(options, file);
+  } finally {
+    const info = readProcInfo(file);
+    if (info !== null && info.PID === process.pid) fs.rmSync(file, { force: true });
+  }
+}
+
+async function runLocked(options: RunOptions, file: string): Promise<number> {
+  const { api, uuid, log, stop } = options;
   const logs = new LogWriter(api, uuid, (err) => log(`error writing log: ${String(err)}`));
   const say = (message: string) => {
     log(message);
     logs.line("crunch-run", `${new Date().toISOString()} ${message}`);
   };
-
+  const cancel = async () => {
+    await logs.flush();
+    await api.updateContainer(uuid, { state: "Cancelled" });
+  };
   const container = await api.getContainer(uuid);
   if (container.state !== "Locked") {
     log(`container ${uuid} is ${container.state}, not Locked: not running it`);
+    return 1;
+  }
+  // Asked to stop before the command started: never start it.
+  if (stop.aborted) {
+    // Still Locked: the dispatcher sees no runner and requeues it.
+    log(`caught signal ${String(stop.reason)} before the container started: not running it`);
     return 1;
   }
   try {
@@ -110,36 +136,35 @@ export async function runContainer(options: RunOptions): Promise<number> {
     return 1;
   }
   await api.updateContainer(uuid, { state: "Running" });
+  if (stop.aborted) {
+    say(`caught signal ${String(stop.reason)} before the command started: not starting it`);
+    await cancel();
+    return 0;
+  }
   let started;
   try {
     started = startContainer(options.engine, container);
   } catch (err) {
     say(`cannot start container: ${err instanceof Error ? err.message : String(err)}`);
-    await logs.flush();
-    await api.updateContainer(uuid, { state: "Cancelled" });
+    await cancel();
     return 1;
   }
   const child = started.process;
-  const file = lockPath(options.lockDir, uuid);
   if (child.pid !== undefined) {
     writeProcInfo(file, { UUID: uuid, PID: process.pid, ChildPID: child.pid });
   }
 
   let cancelled = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (cancelled) return;
+  const onStop = () => {
     cancelled = true;
-    say(`caught signal ${signal}: stopping container`);
+    say(`caught signal ${String(stop.reason)}: stopping container`);
     try {
       if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM");
     } catch {
       // Already gone.
     }
   };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  // `--list` sends SIGUSR2 to say new prices are saved; reading them is all we do with them.
-  process.on("SIGUSR2", () => undefined);
+  stop.addEventListener("abort", onStop, { once: true });
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once("close", (code, signal) => resolve({ code, signal }));
@@ -159,18 +184,16 @@ export async function runContainer(options: RunOptions): Promise<number> {
   }
 
   const { code, signal } = await exited;
+  stop.removeEventListener("abort", onStop);
   const exitCode = code ?? 128 + (signal === null ? 0 : 15);
   started.cleanup();
   if (cancelled) {
     say("container stopped on request");
-    await logs.flush();
-    await api.updateContainer(uuid, { state: "Cancelled" });
+    await cancel();
   } else {
     say(`container exited with code ${exitCode}`);
     await logs.flush();
     await api.updateContainer(uuid, { exit_code: exitCode, state: "Complete" });
   }
-  const info = readProcInfo(file);
-  if (info !== null && info.PID === process.pid) fs.rmSync(file, { force: true });
   return 0;
 }

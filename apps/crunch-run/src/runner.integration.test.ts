@@ -5,6 +5,7 @@ import path from "node:path";
 import { ArvadosClient, type Container } from "@dispatch-cloud/arvados-client";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { isAlive, lockPath } from "./locks.js";
 
 // The bundled runner, exactly as the dispatcher deploys it, against the embedded container API.
 
@@ -135,6 +136,41 @@ describe("crunch-run against the container API", () => {
     const killed = await crunchRun(["--kill", "15", uuid]);
     expect(killed.code).toBe(0);
     expect(await finalState(uuid)).toMatchObject({ state: "Cancelled" });
+  });
+
+  it("survives the signals of --list probes from the moment --detach names it in the lock file", async () => {
+    // Every `--list` sends SIGUSR2 to the PID in the lock file, and a probe may come while the
+    // runner is still starting; a runner without its handler yet died silently of it, leaving
+    // its container Locked (requeued) or Running (then cancelled) with nothing in its log.
+    const uuid = await lockedContainer(["echo", "Hello, Crunch!"]);
+    const detached = await crunchRun(
+      ["--detach", "--stdin-config", "--runtime-engine=process", uuid],
+      stdinConfig(),
+    );
+    expect(detached.code).toBe(0);
+    const { PID } = JSON.parse(detached.stdout) as { PID: number };
+    for (let i = 0; i < 5 && isAlive(PID); i++) process.kill(PID, "SIGUSR2");
+
+    expect(await finalState(uuid)).toMatchObject({ state: "Complete", exit_code: 0 });
+    expect(await logText(uuid, "stdout")).toBe("Hello, Crunch!\n");
+  });
+
+  it("a SIGTERM while the runner starts stops it with a word, never silently", async () => {
+    const uuid = await lockedContainer(["sleep", "600"]);
+    const detached = await crunchRun(
+      ["--detach", "--stdin-config", "--runtime-engine=process", uuid],
+      stdinConfig(),
+    );
+    const { PID } = JSON.parse(detached.stdout) as { PID: number };
+    process.kill(PID, "SIGTERM");
+    await vi.waitFor(() => expect(isAlive(PID)).toBe(false), { timeout: 20_000, interval: 20 });
+
+    // Stopped before it set Running (the container stays Locked for the dispatcher to requeue)
+    // or after (Cancelled); either way it said so and took its lock file with it.
+    const log = fs.readFileSync(path.join(lockDir, `crunch-run-${uuid}.log`), "utf8");
+    expect(log).toMatch(/caught signal SIGTERM/);
+    expect(fs.existsSync(lockPath(lockDir, uuid))).toBe(false);
+    expect(["Locked", "Cancelled"]).toContain((await client.containers.get(uuid)).state);
   });
 
   it("rejects an unsupported runtime engine with exit status 1", async () => {
