@@ -9,6 +9,7 @@ import {
 } from "./decorators.js";
 import { CapacityError, QuotaError, RateLimitError } from "./errors.js";
 import { FakeInstanceSet, ManualClock, testInstanceType } from "./testing/index.js";
+import type { Clock } from "./clock.js";
 import type { CreateRequest, Logger } from "./types.js";
 
 const req = (tags: Record<string, string> = {}): CreateRequest => ({
@@ -101,6 +102,39 @@ describe("instrumented", () => {
   });
 });
 
+/**
+ * Real time as the rate limiter sees it: `now()` in whole milliseconds (like Date.now()) and
+ * timers that fire up to 1 ms early by that reading, as Node's setTimeout may. Sleeps of 1 ms or
+ * less run their full length, so time always moves on.
+ */
+class EarlyTimerClock implements Clock {
+  constructor(readonly manual: ManualClock) {}
+  now(): number {
+    return Math.floor(this.manual.now());
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return this.manual.sleep(ms > 1 ? ms - 1 : ms, signal);
+  }
+}
+
+/** The most grants in any window [t, t + 1000) that starts at a grant. */
+function busiestSecond(times: readonly number[]): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  return Math.max(0, ...sorted.map((t) => sorted.filter((u) => u >= t && u < t + 1000).length));
+}
+
+/** A FakeInstanceSet that notes the clock reading at which each call reached it. */
+function timedFakeSet(clock: Clock): { inner: FakeInstanceSet; times: number[] } {
+  const inner = new FakeInstanceSet();
+  const times: number[] = [];
+  const push = inner.calls.push.bind(inner.calls);
+  inner.calls.push = (...calls) => {
+    for (const _ of calls) times.push(clock.now());
+    return push(...calls);
+  };
+  return { inner, times };
+}
+
 describe("rateLimited", () => {
   it("shares one budget across create, list, destroy and setTags, first call immediate", async () => {
     const clock = new ManualClock(10_000);
@@ -141,6 +175,65 @@ describe("rateLimited", () => {
     await clock.advance(1000);
     await next;
     expect(inner.calls.filter((c) => c.op === "list")).toHaveLength(2);
+  });
+
+  for (const perSecond of [10, 3, 7]) {
+    it(`never grants more than ${perSecond} calls in any 1 s window when timers fire early`, async () => {
+      const manual = new ManualClock(50_000);
+      const clock = new EarlyTimerClock(manual);
+      const { inner, times } = timedFakeSet(clock);
+      const set = rateLimited(inner, perSecond, clock);
+      /** Advance the clock from sleeper to sleeper until every call has gone through. */
+      const drive = async <T>(calls: Promise<T>[]): Promise<T[]> => {
+        let done = 0;
+        for (const c of calls) void c.then(() => done++);
+        while (done < calls.length) {
+          expect(manual.pendingSleepers).toBeGreaterThan(0);
+          await manual.advanceToNext();
+        }
+        return Promise.all(calls);
+      };
+      const insts = await drive(Array.from({ length: 20 }, () => set.create(req())));
+      await drive<unknown>([
+        ...insts.map((i) => i.setTags({ n: "1" })),
+        ...Array.from({ length: 10 }, () => set.instances({})),
+        ...insts.map((i) => i.destroy()),
+      ]);
+      // A quiet spell: the next call goes at once, and the second burst is paced again.
+      await manual.advance(3000);
+      const quietAt = clock.now();
+      const second = [
+        ...Array.from({ length: 15 }, () => set.instances({})),
+        ...Array.from({ length: 15 }, () => set.create(req())),
+      ];
+      await manual.advance(0);
+      expect(times.at(-1)).toBe(quietAt);
+      await drive<unknown>(second);
+
+      expect(times).toHaveLength(20 + 50 + 30);
+      expect(busiestSecond(times)).toBe(perSecond);
+      // The exact period, not rounded down: neighbours never closer than 1000/N ms.
+      const gaps = times.slice(1).map((t, i) => t - (times[i] ?? Number.NEGATIVE_INFINITY));
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(Math.ceil(1000 / perSecond));
+    });
+  }
+
+  it("lets a waiting call abort while the queue sleeps on an early timer", async () => {
+    const manual = new ManualClock(0);
+    const clock = new EarlyTimerClock(manual);
+    const { inner, times } = timedFakeSet(clock);
+    const set = rateLimited(inner, 10, clock);
+    await set.instances({});
+    const ac = new AbortController();
+    const aborted = set.instances({}, ac.signal);
+    const next = set.instances({});
+    await manual.advance(99); // the early timer fired: still too soon for anyone
+    expect(times).toEqual([0]);
+    ac.abort(new Error("gave up"));
+    await expect(aborted).rejects.toThrow("gave up");
+    await manual.advance(1);
+    await next;
+    expect(times).toEqual([0, 100]);
   });
 
   it("is a no-op at 0 ops per second", () => {

@@ -158,9 +158,15 @@ interface Waiter {
 }
 
 /**
- * One budget of calls: at most one call per `periodMs`. A call after a quiet spell goes at once
- * (like a ticker holding one pending tick); others queue in order. A waiter whose signal aborts
- * leaves the queue without using a slot.
+ * One budget of calls: consecutive grants are at least `periodMs` apart by the clock, so in any
+ * sliding window of 1 s (any [t, t + 1000)) at most 1000 / `periodMs` calls are granted: N + 1
+ * grants span at least N * periodMs = 1000 ms. A call after a quiet spell goes at once (like a
+ * ticker holding one pending tick); others queue in order. A waiter whose signal aborts leaves
+ * the queue without using a slot.
+ *
+ * `periodMs` is kept exact (333.33… at 3/s, never rounded down), and after every sleep the clock
+ * is read again: timers may fire early by up to a millisecond as `Date.now()` sees it, so a
+ * sleep that ended early is followed by another for the remainder.
  */
 class Pacer {
   #next = Number.NEGATIVE_INFINITY;
@@ -200,11 +206,15 @@ class Pacer {
     this.#pumping = true;
     try {
       while (this.#queue.length > 0) {
-        const wait = this.#next - this.clock.now();
-        if (wait > 0) await this.clock.sleep(wait);
+        const now = this.clock.now();
+        if (now < this.#next) {
+          // Loop rather than trust the timer: it may have fired before `#next` really came.
+          await this.clock.sleep(this.#next - now);
+          continue;
+        }
         const w = this.#queue.shift();
         if (w === undefined) break;
-        this.#next = this.clock.now() + this.periodMs;
+        this.#next = now + this.periodMs;
         w.resolve();
       }
     } finally {
