@@ -1,7 +1,11 @@
 // Chaos: a batch of short containers through the daemon (child process) on the stub cloud with
-// deterministic faults — failing creates and destroys, a quota limit, broken VMs, and
-// the controller answering 503 for a stretch. Everything must end Complete or Cancelled with a
+// deterministic faults — failing creates (each one an instance-type capacity error, so the type
+// it was for is at capacity for a minute and the scheduler must use the next one), failing
+// destroys, a quota limit, broken VMs, silent VMs, and the controller answering 503 for a
+// stretch. Everything must end Complete or Cancelled with a
 // reason, nothing may run twice, and every VM must be gone at the end.
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { seedContainer } from "@dispatch-cloud/container-api/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -17,7 +21,7 @@ import {
   type TestConfig,
 } from "./harness.js";
 
-const N = 60;
+const N = 200;
 
 describe("chaos", () => {
   let peer: ApiPeer;
@@ -32,12 +36,17 @@ describe("chaos", () => {
       port: await freePort(),
       driverParameters: {
         ContainerRunTime: "200ms",
-        FailCreateEvery: 5,
+        // The stub has no "this type is always at capacity" knob: every failed create says
+        // its instance type is at capacity, which holds that type for the pool's minute.
+        FailCreateEvery: 10,
+        FailCreateKind: "capacity-instance-type",
         FailDestroyEvery: 3,
         BrokenEvery: 4,
         BrokenAfter: "300ms",
-        // Silent VMs are left out: the pool gives up on one only after its fixed 60 s
-        // probe-command timeout, which would make this test minutes long.
+        // Silent VMs stop answering mid-run; the pool bounds each probe command by
+        // TimeoutProbe, so it gives up on them in seconds.
+        SilentEvery: 3,
+        SilentAfter: "500ms",
         SharedHostKey: true,
       },
       // No runner upload: the stub's crunch-run is "on the image".
@@ -49,12 +58,41 @@ describe("chaos", () => {
         // At most 8 VMs at once: the pool's own quota.
         MaxInstances: 8,
       },
+      // Every container fits every type, all within MaximumPriceFactor (1.5) of the cheapest; the
+      // cheapest not at capacity is used.
+      instanceTypes: {
+        small: {
+          ProviderType: "p.small",
+          VCPUs: 1,
+          RAM: "2GiB",
+          IncludedScratch: "100GB",
+          Price: 0.1,
+        },
+        medium: {
+          ProviderType: "q.medium",
+          VCPUs: 2,
+          RAM: "4GiB",
+          IncludedScratch: "100GB",
+          Price: 0.12,
+        },
+        large: {
+          ProviderType: "r.large",
+          VCPUs: 4,
+          RAM: "8GiB",
+          IncludedScratch: "100GB",
+          Price: 0.14,
+        },
+      },
     });
     daemon = startDaemon(cfg.path);
     await waitListening(daemon);
   });
 
   afterAll(async () => {
+    const keep = process.env["DISPATCH_E2E_KEEP"];
+    if (keep !== undefined && daemon !== undefined) {
+      writeFileSync(path.join(keep, "chaos-daemon.log"), daemon.stderr());
+    }
     await daemon?.stop();
     await peer?.stop();
     cfg?.cleanup();
@@ -83,10 +121,10 @@ describe("chaos", () => {
       }
       return uuids.filter((u) => !["Complete", "Cancelled"].includes(final.get(u)?.state ?? ""));
     };
-    // Two thirds through, the controller fails polls and locks for a stretch. (After a 503
+    // Nine tenths through, the controller fails polls and locks for a stretch. (After a 503
     // the scheduler runs one container at a time for a minute, as Arvados does, so the stretch
     // comes late to keep the test short.)
-    await vi.waitFor(async () => expect((await refresh()).length).toBeLessThan(N / 3), {
+    await vi.waitFor(async () => expect((await refresh()).length).toBeLessThan(N / 10), {
       timeout: 90_000,
       interval: 250,
     });
@@ -101,8 +139,8 @@ describe("chaos", () => {
       async () => {
         expect(await refresh()).toEqual([]);
       },
-      // A silent VM costs the pool's fixed 60 s probe-command timeout before it is given up.
-      { timeout: 150_000, interval: 500 },
+      // After the 503s the last containers run nearly one at a time (tens of seconds).
+      { timeout: 90_000, interval: 500 },
     );
 
     // Every cancel has a reason: in runtime_status (the API's MaxDispatchAttempts) or in the
@@ -130,6 +168,26 @@ describe("chaos", () => {
     expect(
       logs.some((l) => /error updating queue|503/.test(`${l.msg} ${String(l["error"])}`)),
     ).toBe(true);
+    const count = (msg: string): number => logs.filter((l) => l.msg.startsWith(msg)).length;
+    // At least 5 VMs went silent (every 3rd the stub created) and several broke (every 4th); the
+    // pool gave up on them (probes timed out, broken reported), and below they are all gone.
+    const created = logs
+      .filter((l) => l.msg === "stub cloud created instance")
+      .map((l) => Number(/(\d+)$/.exec(String(l["Instance"]))?.[1]));
+    expect(created.filter((n) => n % 3 === 0).length, "silent VMs").toBeGreaterThanOrEqual(5);
+    const timedOut = new Set(
+      logs
+        .filter((l) => l.msg === "probe failed" && /timed out/.test(String(l["error"])))
+        .map((l) => l["Instance"]),
+    );
+    expect(timedOut.size, "silent VMs given up on").toBeGreaterThanOrEqual(2);
+    expect(count("probe reported broken instance"), "broken VMs").toBeGreaterThanOrEqual(3);
+    // A type at capacity made the scheduler create a dearer one.
+    expect(count("capacity error -- pausing instance create calls")).toBeGreaterThanOrEqual(1);
+    const createdTypes = new Set(
+      logs.filter((l) => l.msg === "creating new instance").map((l) => l["InstanceType"]),
+    );
+    expect(createdTypes.has("medium")).toBe(true);
     const metrics = (await mgmt(cfg.url, "metrics")).body;
     expect(metrics).toMatch(/driver_operations\{operation="Create",error="1"\} [1-9]/);
 
