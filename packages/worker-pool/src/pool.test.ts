@@ -2,6 +2,7 @@
 // noUncheckedIndexedAccess and calls the `!` that strict checking needs unnecessary.
 /* oxlint-disable typescript/no-unnecessary-type-assertion */
 import { createHash } from "node:crypto";
+import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import {
@@ -11,6 +12,7 @@ import {
   initCommandWithSecret,
   instanceSetId,
   tagKeys,
+  type Clock,
   type InstanceSet,
   type InstanceType,
   type Logger,
@@ -22,6 +24,7 @@ import {
   type StubCloud,
   type StubParameters,
 } from "@dispatch-cloud/driver-stub/testing";
+import type { ExecuteOptions, ExecutorFactory } from "./executor.js";
 import { WorkerPool } from "./pool.js";
 import type { InstanceView, WorkerPoolConfig } from "./types.js";
 
@@ -95,6 +98,9 @@ async function setup(
     stub?: Partial<StubParameters>;
     instanceSet?: (inner: InstanceSet) => InstanceSet;
     priceHistory?: boolean;
+    /** The clock the pool sees (the cloud keeps the plain ManualClock). */
+    poolClock?: (manual: ManualClock) => Clock;
+    executorFactory?: (inner: ExecutorFactory) => ExecutorFactory;
   } = {},
 ): Promise<Setup> {
   const clock = new ManualClock(T0);
@@ -116,8 +122,10 @@ async function setup(
     const registry = new Registry();
     const pool = new WorkerPool({
       instanceSet: opts.instanceSet ? opts.instanceSet(cloud.instanceSet) : cloud.instanceSet,
-      executorFactory: inProcessExecutorFactory(cloud),
-      clock,
+      executorFactory: opts.executorFactory
+        ? opts.executorFactory(inProcessExecutorFactory(cloud))
+        : inProcessExecutorFactory(cloud),
+      clock: opts.poolClock ? opts.poolClock(clock) : clock,
       logger: recordingLogger(logs),
       registry,
       random: () => 0,
@@ -705,6 +713,118 @@ describe("probes", () => {
     expect(times.length).toBeGreaterThanOrEqual(10);
     for (let i = 4; i < times.length; i++)
       expect(times[i]! - times[i - 4]!).toBeGreaterThanOrEqual(1000);
+  });
+});
+
+/**
+ * Real time as the pool sees it: `now()` in whole milliseconds (like Date.now()) and timers
+ * that fire up to 1 ms early by that reading, as Node's setTimeout may. Sleeps of 1 ms or less
+ * run their full length, so time always moves on.
+ */
+function earlyTimerClock(manual: ManualClock): Clock {
+  return {
+    now: () => Math.floor(manual.now()),
+    sleep: (ms, signal) => manual.sleep(ms > 1 ? ms - 1 : ms, signal),
+  };
+}
+
+describe("probe pacing", () => {
+  for (const perSecond of [100, 30]) {
+    it(`never launches more than ${perSecond} probes in any 1 s window when timers fire early`, async () => {
+      const s = await setup({
+        config: { maxProbesPerSecond: perSecond, probeIntervalMs: 200 },
+        poolClock: earlyTimerClock,
+      });
+      for (let i = 0; i < 40; i++) await foreignVm(s);
+      await s.pool.syncNow();
+      await s.pool.probeNow(); // unpaced: every worker idle, so each probe is one --list
+      const startedAt = s.clock.now();
+      s.pool.start();
+      await s.clock.advance(4000);
+      // Launch times as the pool's clock reads them (whole ms), where the invariant holds.
+      const times = s.cloud
+        .vms()
+        .flatMap((vm) =>
+          vm.commands
+            .filter((c) => c.at > startedAt && c.command.includes("--list"))
+            .map((c) => Math.floor(c.at)),
+        )
+        .sort((a, b) => a - b);
+      // The loop kept busy (40 workers every 200 ms is more than the limit allows) ...
+      expect(times.length).toBeGreaterThan(3 * perSecond);
+      // ... and no window [t, t + 1000) holds more than the limit.
+      const busiest = Math.max(
+        ...times.map((t) => times.filter((u) => u >= t && u < t + 1000).length),
+      );
+      expect(busiest).toBe(perSecond);
+    });
+  }
+});
+
+describe("stop signal listeners", () => {
+  it("lifts the listener cap on its own stop signal and leaves no listener behind", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on("warning", onWarning);
+    cleanups.push(() => {
+      process.off("warning", onWarning);
+      return Promise.resolve();
+    });
+    // Like the SSH executor: a listener on the caller's signal while a command runs. --list
+    // commands are held until released, so all probes are in flight at once.
+    let stopSignal: AbortSignal | undefined;
+    let holding = false;
+    let held = 0;
+    let release = (): void => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const s = await setup({
+      config: { maxProbesPerSecond: 1000, probeIntervalMs: 1000 },
+      executorFactory: (inner) => (target) => {
+        const ex = inner(target);
+        return {
+          setTarget: (t) => ex.setTarget(t),
+          close: () => ex.close(),
+          async execute(command: string, options: ExecuteOptions = {}) {
+            const signal = options.signal;
+            if (signal === undefined) return ex.execute(command, options);
+            stopSignal = signal;
+            const onAbort = (): void => {};
+            signal.addEventListener("abort", onAbort);
+            try {
+              if (command.includes("--list") && holding) {
+                held++;
+                await gate;
+              }
+              return await ex.execute(command, options);
+            } finally {
+              signal.removeEventListener("abort", onAbort);
+            }
+          },
+        };
+      },
+    });
+    for (let i = 0; i < 30; i++) await foreignVm(s);
+    await s.pool.syncNow();
+    await s.pool.probeNow();
+    expect(stopSignal).toBeDefined();
+    const signal = stopSignal!;
+    holding = true;
+    s.pool.start();
+    await s.clock.waitForSleepers(2); // the sync and probe loops wait
+    const idle = getEventListeners(signal, "abort").length;
+    await s.clock.advance(1100); // the tick at +1 s launches 30 probes 1 ms apart
+    expect(held).toBe(30);
+    expect(getEventListeners(signal, "abort").length).toBeGreaterThanOrEqual(idle + 30);
+    release();
+    await s.pool.settled();
+    await new Promise((r) => setImmediate(r));
+    expect(getEventListeners(signal, "abort").length).toBeLessThanOrEqual(idle);
+    expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([]);
+    await s.pool.stop();
+    await new Promise((r) => setImmediate(r));
+    expect(getEventListeners(signal, "abort")).toEqual([]);
   });
 });
 

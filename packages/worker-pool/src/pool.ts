@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { readFile } from "node:fs/promises";
 import {
   CapacityError,
@@ -251,6 +252,11 @@ export class WorkerPool {
     this.#random = deps.random ?? Math.random;
     this.#readFile = deps.readFile ?? ((p) => readFile(p));
     this.#metrics = new PoolMetrics(deps.registry);
+    // Every in-flight command, sleep and cloud call listens on the stop signal until it ends,
+    // so a pool of a thousand workers legitimately holds a thousand listeners; Node's default
+    // cap of 10 would only print a false MaxListenersExceededWarning. Each operation removes
+    // its listener when it finishes (the tests count them), so lifting the cap hides no leak.
+    setMaxListeners(0, this.#stop.signal);
     if (deps.config.deployRunnerBinary === "") {
       this.#runner = { cmd: this.#s.crunchRunCommand, data: null, hash: "" };
     }
@@ -646,20 +652,30 @@ export class WorkerPool {
 
   async #probeLoop(): Promise<void> {
     const interval = this.#s.probeIntervalMs;
+    // Invariant: probe launches are at least `spacing` apart by the clock, so any sliding
+    // window of 1 s ([t, t + 1000)) holds at most MaxProbesPerSecond of them: N + 1 launches
+    // span at least N * spacing = 1000 ms. `spacing` stays exact (never rounded down).
     const spacing = 1000 / this.#s.maxProbesPerSecond;
     let next = this.#now() + interval;
     let lastLaunch = -Infinity;
     for (;;) {
-      if (!(await this.#sleep(next - this.#now()))) return;
+      // Until the tick's time has really come: an early timer would tick twice in a row.
+      for (let now = this.#now(); now < next; now = this.#now()) {
+        if (!(await this.#sleep(next - now))) return;
+      }
       // A ticker: ticks missed while busy are dropped.
       while (next <= this.#now()) next += interval;
       // Jitter keeps probes from racing a sync that fires at the same moment every time.
       const jitter = Math.floor(this.#random() * (interval / 23));
       if (!(await this.#sleep(jitter))) return;
       for (const w of this.#probeCandidates()) {
+        // Read the clock again after every sleep: a timer may fire up to a millisecond early
+        // as the clock sees it, and launching then would put N + 1 probes into one second.
+        for (let now = this.#now(); now < lastLaunch + spacing; now = this.#now()) {
+          if (!(await this.#sleep(lastLaunch + spacing - now))) return;
+        }
+        // Gone or replaced while we waited: its slot goes to the next candidate.
         if (this.#workers.get(w.id) !== w) continue;
-        const wait = lastLaunch + spacing - this.#now();
-        if (wait > 0 && !(await this.#sleep(wait))) return;
         lastLaunch = this.#now();
         this.#spawn(this.#probeWorker(w));
       }
