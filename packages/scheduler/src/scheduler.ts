@@ -1,20 +1,20 @@
 import type { Registry } from "prom-client";
 import { SchedulerMetrics } from "./metrics.js";
 import { FreeResources } from "./resources.js";
+import { compareSlots, SlotIndex, type Slot } from "./slots.js";
 import * as status from "./status.js";
 import {
   systemClock,
   type Clock,
   type ContainerQueue,
+  type ContainerState,
   type ContainerUuid,
   type InstanceType,
-  type InstanceView,
   type Logger,
   type QueueEntry,
   type QueuedContainer,
   type TimerHandle,
   type WorkerPool,
-  type WorkerState,
 } from "./types.js";
 
 export interface SchedulerOptions<C extends QueuedContainer = QueuedContainer> {
@@ -50,16 +50,7 @@ export interface ScheduledEntry<C extends QueuedContainer = QueuedContainer> {
 
 type OpName = "lock" | "cancel" | "kill" | "requeue";
 
-/** One instance while a pass packs containers onto it. */
-interface Slot {
-  view: InstanceView;
-  type: InstanceType | undefined;
-  free: FreeResources;
-  containers: ContainerUuid[];
-}
-
 const quietAfter503Ms = 60_000;
-const usableStates: ReadonlySet<WorkerState> = new Set(["unknown", "running", "booting", "idle"]);
 
 /**
  * Decides which container runs where: locks queued containers, asks the pool for instances,
@@ -377,18 +368,6 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
 
   // ---- mapping pass ----------------------------------------------------------------------
 
-  private compareSlots(a: Slot, b: Slot): number {
-    if (a.view.price !== b.view.price) return a.view.price - b.view.price;
-    const ta = a.type;
-    const tb = b.type;
-    const d =
-      (tb?.VCPUs ?? 0) - (ta?.VCPUs ?? 0) ||
-      (tb?.RAM ?? 0) - (ta?.RAM ?? 0) ||
-      (tb?.Scratch ?? 0) - (ta?.Scratch ?? 0);
-    if (d !== 0) return d;
-    return a.view.instance < b.view.instance ? -1 : a.view.instance > b.view.instance ? 1 : 0;
-  }
-
   /** One mapping pass: lock, start, create, report statuses, and react to quota. */
   async runQueue(): Promise<void> {
     const running = this.pool.running();
@@ -403,25 +382,46 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
       const type = this.types.get(view.arvados_instance_type);
       return { view, type, free: FreeResources.ofType(type), containers: [] };
     });
-    slots.sort((a, b) => this.compareSlots(a, b));
+    slots.sort(compareSlots);
 
-    // 2. Entries: running, then Locked, then priority, then first seen, then UUID.
-    const sorted = [...entries.values()];
-    sorted.sort((a, b) => {
-      const ra = running.has(a.container.uuid) ? 0 : 1;
-      const rb = running.has(b.container.uuid) ? 0 : 1;
-      if (ra !== rb) return ra - rb;
-      const la = a.container.state === "Locked" ? 0 : 1;
-      const lb = b.container.state === "Locked" ? 0 : 1;
-      if (la !== lb) return la - lb;
-      if (a.container.priority !== b.container.priority) {
-        return b.container.priority - a.container.priority;
-      }
-      const fa = a.firstSeenAt.getTime();
-      const fb = b.firstSeenAt.getTime();
+    // 2. Entries: running, then Locked, then priority, then first seen, then UUID. What the
+    // pass reads of each entry is read once, in arrival order, into arrays: sorting and walking
+    // then stay off the entry objects, which sit all over the heap in a large queue.
+    const n = entries.size;
+    const byArrival: QueueEntry<C>[] = [];
+    const uuids: ContainerUuid[] = [];
+    const states: ContainerState[] = [];
+    const priorities: number[] = [];
+    const firstSeen: number[] = [];
+    /** Running ones before the others, and within each, Locked ones first (0–3). */
+    const rank = new Uint8Array(n);
+    const supervisorAt = new Uint8Array(n);
+    const order: number[] = [];
+    for (const ent of entries.values()) {
+      const c = ent.container;
+      const k = byArrival.length;
+      byArrival.push(ent);
+      uuids.push(c.uuid);
+      states.push(c.state);
+      priorities.push(c.priority);
+      firstSeen.push(ent.firstSeenAt.getTime());
+      rank[k] = (running.has(c.uuid) ? 0 : 2) + (c.state === "Locked" ? 0 : 1);
+      supervisorAt[k] = c.scheduling_parameters?.supervisor === true ? 1 : 0;
+      order.push(k);
+    }
+    order.sort((a, b) => {
+      if (rank[a] !== rank[b]) return rank[a]! - rank[b]!;
+      const pa = priorities[a]!;
+      const pb = priorities[b]!;
+      if (pa !== pb) return pb - pa;
+      const fa = firstSeen[a]!;
+      const fb = firstSeen[b]!;
       if (fa !== fb) return fa - fb;
-      return a.container.uuid < b.container.uuid ? -1 : a.container.uuid > b.container.uuid ? 1 : 0;
+      const ua = uuids[a]!;
+      const ub = uuids[b]!;
+      return ua < ub ? -1 : ua > ub ? 1 : 0;
     });
+    const sorted = order.map((k) => byArrival[k]!);
 
     // 3. What already runs on each instance. We subtract the stored needs, tmp mounts
     // included (Arvados recomputes them without mounts and may over-pack scratch).
@@ -470,7 +470,8 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
     let maxSupervisors = Math.floor(maxContainers * this.supervisorFraction);
     if (maxSupervisors < 1 && this.supervisorFraction > 0 && maxContainers > 0) maxSupervisors = 1;
 
-    // 5. Per-pass state.
+    // 5. Per-pass state. The index lets each container look only at instances of its types.
+    const index = new SlotIndex(slots, this.maxRunningPerInstance, this.logger);
     const atCapacityMemo = new Map<string, boolean>();
     let overquota: QueueEntry<C>[] = [];
     const overmaxsuper: QueueEntry<C>[] = [];
@@ -478,39 +479,41 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
     let trying = running.size;
     let qpos = 0;
     let supervisors = 0;
-    const statuses = new Map<ContainerUuid, string>();
+    /** By position in `sorted`; "" until the entry gets one. */
+    const statuses: string[] = Array.from({ length: n }, () => "");
 
     // 6. Walk the queue in order.
-    tryrun: for (let i = 0; i < sorted.length; i++) {
+    tryrun: for (let i = 0; i < n; i++) {
+      const k = order[i]!;
       const ent = sorted[i]!;
-      const ctr = ent.container;
-      const uuid = ctr.uuid;
-      const supervisor = ctr.scheduling_parameters?.supervisor === true;
+      const uuid = uuids[k]!;
+      const state = states[k]!;
+      const supervisor = supervisorAt[k] === 1;
       if (supervisor) supervisors++;
-      if (running.has(uuid)) {
-        if (ctr.state === "Queued" || ctr.state === "Locked") {
-          statuses.set(uuid, status.preparingRuntimeEnvironment);
+      if (rank[k]! < 2) {
+        if (state === "Queued" || state === "Locked") {
+          statuses[i] = status.preparingRuntimeEnvironment;
         }
         continue;
       }
-      if (ctr.priority < 1) {
-        statuses.set(uuid, status.priorityZero(ctr.state));
+      if (priorities[k]! < 1) {
+        statuses[i] = status.priorityZero(state);
         continue;
       }
       if (supervisor && maxSupervisors > 0 && supervisors > maxSupervisors) {
         overmaxsuper.push(ent);
-        statuses.set(uuid, status.supervisorLimitReached(overmaxsuper.length));
+        statuses[i] = status.supervisorLimitReached(overmaxsuper.length);
         continue;
       }
-      if (ctr.state !== "Queued" && ctr.state !== "Locked") continue;
+      if (state !== "Queued" && state !== "Locked") continue;
       if (maxContainers > 0 && trying >= maxContainers) continue;
       trying++;
 
       // Computed only now that it matters; neither has side effects beyond the capacity memo.
-      const best = this.bestInstance(slots, ent);
+      const best = index.best(ent);
       let availableType: InstanceType | undefined;
       for (const t of ent.instanceTypes) {
-        const key = `${t.ProviderType}, preemptible=${t.Preemptible}`;
+        const key = capacityKey(t);
         if (atCapacityMemo.get(key) === true) continue;
         if (this.pool.atCapacity(t)) {
           atCapacityMemo.set(key, true);
@@ -520,7 +523,7 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
         break;
       }
 
-      if (ctr.state === "Queued") {
+      if (state === "Queued") {
         if (best === undefined && this.pool.atQuota()) {
           overquota = sorted.slice(i);
           break tryrun;
@@ -541,20 +544,20 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
       // Locked.
       if (best !== undefined) {
         reserve(best, ent);
-        const state = best.view.worker_state;
-        if (best.view.instance === "" || (state !== "idle" && state !== "running")) {
-          statuses.set(uuid, status.waitingNewInstance(best.view.arvados_instance_type));
+        const workerState = best.view.worker_state;
+        if (best.view.instance === "" || (workerState !== "idle" && workerState !== "running")) {
+          statuses[i] = status.waitingNewInstance(best.view.arvados_instance_type);
           allocatedNotStarted++;
         } else if (this.pool.killContainer(uuid, "about to start")) {
-          statuses.set(uuid, status.waitingForPreviousAttempt);
+          statuses[i] = status.waitingForPreviousAttempt;
           this.logger.info(
             { ContainerUUID: uuid, Instance: best.view.instance },
             "not restarting yet: crunch-run process from previous attempt has not exited",
           );
-        } else if (this.pool.startContainer(best.view.instance, ctr)) {
-          statuses.set(uuid, status.preparingRuntimeEnvironment);
+        } else if (this.pool.startContainer(best.view.instance, ent.container)) {
+          statuses[i] = status.preparingRuntimeEnvironment;
         } else {
-          statuses.set(uuid, status.waitingNewInstance(best.view.arvados_instance_type));
+          statuses[i] = status.waitingNewInstance(best.view.arvados_instance_type);
           allocatedNotStarted++;
         }
         continue;
@@ -565,15 +568,15 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
       }
       if (availableType === undefined) {
         qpos++;
-        statuses.set(
-          uuid,
-          status.waitingInstanceType(qpos, ent.instanceTypes.map((t) => t.Name).join(", ")),
+        statuses[i] = status.waitingInstanceType(
+          qpos,
+          ent.instanceTypes.map((t) => t.Name).join(", "),
         );
         continue;
       }
       const created = this.pool.create(availableType);
       if (created === null) continue;
-      statuses.set(uuid, status.waitingNewInstance(availableType.Name));
+      statuses[i] = status.waitingNewInstance(availableType.Name);
       this.logger.info(
         { ContainerUUID: uuid, InstanceType: availableType.Name },
         "creating new instance",
@@ -586,9 +589,9 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
         containers: [],
       };
       reserve(slot, ent);
-      let at = 0;
-      while (at < slots.length && this.compareSlots(slots[at]!, slot) <= 0) at++;
-      slots.splice(at, 0, slot);
+      // Only the index needs it: `slots` is walked again just for idle instances to shut down,
+      // and this one now holds a container.
+      index.add(slot);
     }
 
     // 7. Gauges.
@@ -598,14 +601,14 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
     // 8. Everyone still without a status waits; capacity-blocked Locked ones took positions first.
     const atQuota = this.pool.atQuota();
     const out: ScheduledEntry<C>[] = [];
-    for (const ent of sorted) {
-      const uuid = ent.container.uuid;
-      let s = statuses.get(uuid) ?? "";
-      if (s === "" && (ent.container.state === "Queued" || ent.container.state === "Locked")) {
+    for (let i = 0; i < n; i++) {
+      let s = statuses[i]!;
+      const state = states[order[i]!];
+      if (s === "" && (state === "Queued" || state === "Locked")) {
         qpos++;
         s = atQuota ? status.waitingCloudResources(qpos) : status.waitingClusterCapacity(qpos);
       }
-      out.push({ entry: ent, schedulingStatus: s });
+      out.push({ entry: sorted[i]!, schedulingStatus: s });
     }
     // 9.
     this.scheduled = out;
@@ -636,38 +639,6 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
         if (slot.containers.length === 0) this.pool.shutdown(slot.view.instance);
       }
     }
-  }
-
-  private bestInstance(slots: readonly Slot[], ent: QueueEntry<C>): Slot | undefined {
-    const need = ent.instanceResources;
-    const maxRun = this.maxRunningPerInstance;
-    let best: Slot | undefined;
-    for (const slot of slots) {
-      const v = slot.view;
-      if (!usableStates.has(v.worker_state) || v.idle_behavior !== "run") continue;
-      if (maxRun > 0 && maxRun <= slot.containers.length) continue;
-      if (!hasType(ent, v.arvados_instance_type)) continue;
-      if (!slot.free.accommodates(need)) {
-        if (v.worker_state === "idle" && slot.containers.length === 0) {
-          this.logger.warn(
-            { ContainerUUID: ent.container.uuid, Instance: v.instance },
-            `BUG? insufficient resources on idle instance ${v.instance} type ${v.arvados_instance_type} for container ${ent.container.uuid}`,
-          );
-        }
-        continue;
-      }
-      if (best === undefined) {
-        best = slot;
-      } else if (slot.containers.length > best.containers.length) {
-        best = slot;
-      } else if (
-        (best.view.worker_state === "booting" || best.view.worker_state === "unknown") &&
-        (v.worker_state === "idle" || v.worker_state === "running")
-      ) {
-        best = slot;
-      }
-    }
-    return best;
   }
 
   // ---- syncer ----------------------------------------------------------------------------
@@ -767,9 +738,16 @@ function reserve(slot: Slot, ent: QueueEntry): void {
   slot.containers.push(ent.container.uuid);
 }
 
-function hasType(ent: QueueEntry, name: string): boolean {
-  for (const t of ent.instanceTypes) if (t.Name === name) return true;
-  return false;
+const capacityKeys = new WeakMap<InstanceType, string>();
+
+/** The atCapacity memo's key: capacity is per provider type and preemptibility. */
+function capacityKey(t: InstanceType): string {
+  let k = capacityKeys.get(t);
+  if (k === undefined) {
+    k = `${t.ProviderType}, preemptible=${t.Preemptible}`;
+    capacityKeys.set(t, k);
+  }
+  return k;
 }
 
 function errText(err: unknown): string {
