@@ -28,6 +28,7 @@ import {
 } from "./params.js";
 import { serveVm, type VmSshServer } from "./ssh-server.js";
 import { FakeVm } from "./vm.js";
+import { ContentStore } from "./files.js";
 
 /** The cloud operations the stub counts, fails, records and can hold. */
 export type StubOp = "create" | "list" | "destroy" | "setTags";
@@ -95,6 +96,8 @@ export class StubCloud {
   readonly #apiRequest: ApiRequester;
   readonly #priceHistory: ((type: InstanceType) => readonly InstancePrice[]) | undefined;
   readonly #vms = new Map<string, FakeVm>();
+  /** One copy of each distinct file content across all VMs (a runner deployed to 1,000 VMs). */
+  readonly #files = new ContentStore();
   readonly #servers = new Map<string, VmSshServer>();
   readonly #calls: StubCall[] = [];
   readonly #counts: Record<StubOp, number> = { create: 0, list: 0, destroy: 0, setTags: 0 };
@@ -274,6 +277,7 @@ export class StubCloud {
         apiScheme: p.apiScheme,
         containerRunTimeMs: p.containerRunTimeMs,
         containerExitCode: p.containerExitCode,
+        files: this.#files,
       },
     );
     if (this.#serveSsh) {

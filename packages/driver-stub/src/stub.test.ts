@@ -98,6 +98,37 @@ describe("stub cloud basics", () => {
     expect(set.instanceQuotaGroup({ ...type1, Preemptible: true })).toBe("t-p");
   });
 
+  it("stores a runner deployed to many VMs once, and each VM still has its own files", async () => {
+    const { cloud, set } = setup();
+    const runner = Buffer.alloc(256 * 1024, 7);
+    const path = "/tmp/arvados-crunch-run/crunch-run~abc";
+    const script = `set -e; dstdir="/tmp/arvados-crunch-run/"; dstfile="${path}"; mkdir -p "$dstdir"; touch "$dstfile"; chmod 0755 "$dstdir" "$dstfile"; cat >"$dstfile"`;
+    const vms = [];
+    for (let i = 0; i < 5; i++) {
+      const inst = await create(set);
+      // A fresh copy per upload, as each SSH session delivers its own.
+      const r = await inProcessExecutorFactory(cloud)(target(inst)).execute(script, {
+        stdin: Buffer.from(runner),
+      });
+      expect(r.exitCode).toBe(0);
+      vms.push(cloud.vm(inst.id)!);
+    }
+    const stored = vms.map((vm) => vm.files.get(path));
+    expect(stored[0]).toEqual(runner);
+    for (const s of stored) expect(s).toBe(stored[0]);
+    // The instance secrets differ, so they are not shared.
+    expect(new Set(vms.map((vm) => vm.secret)).size).toBe(5);
+    // A test replacing one VM's file changes only that VM.
+    vms[0].files.set(path, Buffer.from("other"));
+    expect(vms[1].files.get(path)).toEqual(runner);
+    const md5 = await inProcessExecutorFactory(cloud)(
+      target((await set.instances({})).find((i) => i.id === vms[1].id)!),
+    ).execute(`md5sum ${path}`);
+    expect(md5.stdout.toString()).toBe(
+      `${createHash("md5").update(runner).digest("hex")}  ${path}\n`,
+    );
+  });
+
   it("holds and releases cloud operations", async () => {
     const { cloud, set } = setup();
     cloud.hold("create");

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import {
   INSTANCE_SECRET_PATH,
   errorMessage,
@@ -8,6 +7,7 @@ import {
   type SshKeyPair,
 } from "@dispatch-cloud/cloud-driver-api";
 import type { ApiRequester } from "./api.js";
+import { VmFiles, type ContentStore } from "./files.js";
 import { shellSplit } from "./shell.js";
 
 /** A finished command: what an executor returns. A non-zero exit is a value. */
@@ -64,6 +64,8 @@ export interface VmEnvironment {
   readonly apiScheme: "https" | "http";
   readonly containerRunTimeMs: number;
   readonly containerExitCode: number;
+  /** Where file contents live, shared by all the cloud's VMs. */
+  readonly files: ContentStore;
 }
 
 export interface VmInit {
@@ -121,8 +123,11 @@ export class FakeVm {
   gone = false;
   /** `--kill` fails with "still alive" while set. */
   unkillable = false;
-  /** Files on the VM (the instance secret, uploaded runner binaries). */
-  readonly files = new Map<string, Buffer>();
+  /**
+   * Files on the VM (the instance secret, uploaded runner binaries), path → content. Equal
+   * contents are one shared Buffer across the cloud's VMs: replace a file, never write into it.
+   */
+  readonly files: VmFiles;
   /** Every command received, oldest first. */
   readonly commands: VmCommand[] = [];
   /** The last price history sent with `--list --stdin-prices`. */
@@ -144,6 +149,7 @@ export class FakeVm {
     this.brokenAt = init.brokenAt;
     this.silentAt = init.silentAt;
     this.#env = env;
+    this.files = new VmFiles(env.files);
     // The init command writes the secret at first boot; the stub writes it at create.
     const m = /echo -n "([^"]*)" >\/var\/run\/arvados-instance-secret/.exec(init.initCommand);
     if (m !== null) this.files.set(INSTANCE_SECRET_PATH, enc(m[1]!));
@@ -250,7 +256,7 @@ export class FakeVm {
       for (const path of args) {
         const f = this.files.get(path);
         if (f === undefined) return result(1, out, `md5sum: ${path}: No such file or directory\n`);
-        out += `${createHash("md5").update(f).digest("hex")}  ${path}\n`;
+        out += `${this.#env.files.md5(f)}  ${path}\n`;
       }
       return result(0, out);
     }
