@@ -5,7 +5,6 @@
 // with `crunch-run --list`, and must let them finish: none killed, none started again.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { logLines } from "../demo/containers.js";
@@ -28,37 +27,15 @@ import {
 const N = 4;
 const RUNNER = runnerBundlePath();
 
-/**
- * The bundled runner behind a two-line wrapper that ignores SIGUSR2 from its first instruction.
- * `crunch-run --list` sends SIGUSR2 to every PID in a lock file, and the bundle installs its
- * handler only once the container is Running: a `--detach` process (whose own PID holds the lock
- * until the background copy starts) or a background copy still fetching its container dies of a
- * probe that comes in between ("User defined signal 2", exit 140), and the dispatcher starts the
- * container again. With several containers and short probe intervals that happens nearly every
- * time. Set DISPATCH_E2E_BARE_RUNNER=1 to run the bundle as it is.
- */
-function runnerForTest(dir: string): string {
-  if (process.env["DISPATCH_E2E_BARE_RUNNER"] === "1") return RUNNER;
-  const file = path.join(dir, "crunch-run.cjs");
-  fs.writeFileSync(
-    file,
-    `#!/usr/bin/env node\nprocess.on("SIGUSR2", () => undefined);\nrequire(${JSON.stringify(RUNNER)});\n`,
-    { mode: 0o755 },
-  );
-  return file;
-}
-
 describe("restart after SIGKILL on loopback", () => {
   let peer: ApiPeer;
   let cfg: TestConfig;
   let lockDir: string;
-  let runnerDir: string | undefined;
   const daemons: Daemon[] = [];
   const uuids: string[] = [];
 
   beforeAll(async () => {
     peer = await startApiPeer();
-    runnerDir = fs.mkdtempSync(path.join(os.tmpdir(), "dispatch-e2e-runner-"));
     cfg = writeConfig({
       controllerUrl: peer.url,
       token: peer.token,
@@ -68,7 +45,7 @@ describe("restart after SIGKILL on loopback", () => {
         Driver: "loopback",
         DriverParameters: {},
         // The bundled runner, installed on the "VM" as the dispatcher would on a real one.
-        DeployRunnerBinary: runnerForTest(runnerDir),
+        DeployRunnerBinary: RUNNER,
         MaxInstances: N,
         TimeoutBooting: "20s",
         TimeoutProbe: "20s",
@@ -102,7 +79,6 @@ describe("restart after SIGKILL on loopback", () => {
     for (const u of listRunning(lockDir)) crunchRun(lockDir, ["--kill", "9", u]);
     await peer?.stop();
     cfg?.cleanup();
-    if (runnerDir !== undefined) fs.rmSync(runnerDir, { recursive: true, force: true });
   });
 
   function start(): Daemon {
