@@ -3,6 +3,7 @@ import { timingSafeEqual } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
+import path from "node:path";
 import ssh2 from "ssh2";
 import {
   QuotaError,
@@ -17,6 +18,7 @@ import {
   type InstanceId,
   type InstancePrice,
   type InstanceSet,
+  type InstanceSetId,
   type InstanceTags,
   type InstanceType,
   type Logger,
@@ -29,6 +31,54 @@ export const BROKEN_MARKER_PATH = "/var/lock/crunch-run-broken";
 export interface LoopbackOptions {
   /** Override the broken-marker path (tests). */
   readonly brokenMarkerPath?: string;
+  /** Where the instance record is kept across dispatcher restarts (default: the temp dir). */
+  readonly stateDir?: string;
+}
+
+/**
+ * The record that makes this machine "the instance" across dispatcher restarts: without it a
+ * restarted (or SIGKILLed) dispatcher would list no instance, conclude that the containers still
+ * running here had lost their VM, and cancel them. Deviation: Arvados's loopback keeps the
+ * instance in memory only. The tags include the instance secret, so the file is 0600, like the
+ * secret file on a real VM. It lives in the temp dir: a reboot ends the "VM" with its processes.
+ */
+interface PersistedVm {
+  readonly providerType: string;
+  readonly user: string;
+  readonly authorizedKey: string;
+  readonly tags: InstanceTags;
+}
+
+export function loopbackStatePath(stateDir: string, id: InstanceSetId): string {
+  return path.join(stateDir, `arvados-dispatch-cloud-loopback-${id}.json`);
+}
+
+function readPersisted(file: string, logger: Logger): PersistedVm | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      logger.warn({ error: errorMessage(err), path: file }, "cannot read loopback instance record");
+    }
+    return undefined;
+  }
+  try {
+    const v = JSON.parse(text) as Partial<PersistedVm>;
+    if (
+      typeof v.providerType === "string" &&
+      typeof v.user === "string" &&
+      typeof v.authorizedKey === "string" &&
+      typeof v.tags === "object" &&
+      v.tags !== null
+    ) {
+      return v as PersistedVm;
+    }
+  } catch {
+    // Fall through: a damaged record is ignored, as if the instance had been destroyed.
+  }
+  logger.warn({ path: file }, "ignoring a damaged loopback instance record");
+  return undefined;
 }
 
 /**
@@ -67,6 +117,7 @@ interface LocalVm {
   readonly hostKey: SshKeyPair;
   readonly address: string;
   readonly user: string;
+  readonly authorizedKey: string;
   tags: InstanceTags;
 }
 
@@ -191,6 +242,7 @@ class LoopbackInstance implements Instance {
   setTags(tags: InstanceTags, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     this.vm.tags = { ...tags };
+    this.set.save(this.vm);
     return Promise.resolve();
   }
   priceHistory(): readonly InstancePrice[] {
@@ -220,7 +272,48 @@ class LoopbackInstanceSet implements InstanceSet {
   constructor(
     private readonly logger: Logger,
     private readonly brokenMarkerPath: string,
+    private readonly statePath: string,
   ) {}
+
+  /** Picks up the instance a previous dispatcher on this machine created, if any. */
+  async restore(): Promise<void> {
+    const saved = readPersisted(this.statePath, this.logger);
+    if (saved === undefined) return;
+    this.#vm = await this.#start(saved);
+    this.logger.info(
+      { Instance: saved.providerType },
+      "loopback instance found from an earlier run",
+    );
+  }
+
+  /** Serves SSH for the instance, with a new host key (the old one died with its server). */
+  async #start(record: PersistedVm): Promise<LocalVm> {
+    // Arvados generates a 1024-bit RSA host key; an ed25519 key is as good and much faster.
+    const hostKey = generateEd25519KeyPair("loopback");
+    const server = await serveLocal(hostKey, record.authorizedKey, record.user, this.logger);
+    this.#servers.push(server);
+    return {
+      providerType: record.providerType,
+      hostKey,
+      address: `127.0.0.1:${server.port}`,
+      user: record.user,
+      authorizedKey: record.authorizedKey,
+      tags: { ...record.tags },
+    };
+  }
+
+  save(vm: LocalVm): void {
+    if (this.#vm !== vm) return;
+    const record: PersistedVm = {
+      providerType: vm.providerType,
+      user: vm.user,
+      authorizedKey: vm.authorizedKey,
+      tags: vm.tags,
+    };
+    const tmp = `${this.statePath}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, this.statePath);
+  }
 
   async create(request: CreateRequest, signal?: AbortSignal): Promise<Instance> {
     if (signal?.aborted) throw abortReason(signal);
@@ -236,19 +329,14 @@ class LoopbackInstanceSet implements InstanceSet {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       }
-      // Arvados generates a 1024-bit RSA host key; an ed25519 key is as good and much faster.
-      const hostKey = generateEd25519KeyPair("loopback");
-      const user = os.userInfo().username;
-      const server = await serveLocal(hostKey, request.publicKey, user, this.logger);
-      this.#servers.push(server);
-      const vm: LocalVm = {
+      const vm = await this.#start({
         providerType: request.instanceType.ProviderType,
-        hostKey,
-        address: `127.0.0.1:${server.port}`,
-        user,
-        tags: { ...request.tags },
-      };
+        user: os.userInfo().username,
+        authorizedKey: request.publicKey,
+        tags: request.tags,
+      });
       this.#vm = vm;
+      this.save(vm);
       return new LoopbackInstance(this, vm);
     } finally {
       this.#creating = false;
@@ -267,7 +355,9 @@ class LoopbackInstanceSet implements InstanceSet {
 
   /** Destroy forgets the instance; as in Arvados its SSH server keeps running until stop. */
   forget(vm: LocalVm): void {
-    if (this.#vm === vm) this.#vm = undefined;
+    if (this.#vm !== vm) return;
+    this.#vm = undefined;
+    fs.rmSync(this.statePath, { force: true });
   }
 
   async stop(): Promise<void> {
@@ -278,10 +368,15 @@ class LoopbackInstanceSet implements InstanceSet {
 
 /** A loopback DriverFactory (DriverParameters are ignored). */
 export function createLoopbackDriver(options: LoopbackOptions = {}): DriverFactory {
-  return (context) =>
-    Promise.resolve(
-      new LoopbackInstanceSet(context.logger, options.brokenMarkerPath ?? BROKEN_MARKER_PATH),
+  return async (context) => {
+    const set = new LoopbackInstanceSet(
+      context.logger,
+      options.brokenMarkerPath ?? BROKEN_MARKER_PATH,
+      loopbackStatePath(options.stateDir ?? os.tmpdir(), context.instanceSetId),
     );
+    await set.restore();
+    return set;
+  };
 }
 
 /** The loopback driver as the daemon registers it. */

@@ -31,13 +31,19 @@ const marker = path.join(tmp, "crunch-run-broken");
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function newSet(): Promise<InstanceSet> {
-  return createLoopbackDriver({ brokenMarkerPath: marker })({
+  return createLoopbackDriver({ brokenMarkerPath: marker, stateDir: tmp })({
     parameters: {},
     instanceSetId: instanceSetId("loopback-test"),
     sharedResourceTags: {},
     logger,
     registry: null,
   });
+}
+
+/** Destroys what the set has (the record outlives a plain stop) and stops it. */
+async function discard(set: InstanceSet): Promise<void> {
+  for (const inst of await set.instances({})) await inst.destroy();
+  await set.stop();
 }
 
 runConformanceSuite(
@@ -139,7 +145,7 @@ describe("loopback over real SSH", () => {
         (e) => QuotaError.is(e) && (e as Error).message === "loopback driver is always at quota",
       );
     } finally {
-      await set.stop();
+      await discard(set);
     }
   });
 
@@ -157,8 +163,59 @@ describe("loopback over real SSH", () => {
         /authentication/i,
       );
     } finally {
-      await set.stop();
+      await discard(set);
     }
+  });
+});
+
+describe("loopback across dispatcher restarts", () => {
+  const key = generateEd25519KeyPair("dispatcher");
+
+  it("a new instance set finds the instance an earlier one created, with its tags, until it is destroyed", async () => {
+    const first = await newSet();
+    const created = await first.create({
+      instanceType: localhostInstanceType(),
+      imageId: "",
+      tags: { ArvadosInstanceSetID: "loopback-test", ArvadosInstanceSecret: "s3cret" },
+      initCommand: "",
+      publicKey: key.publicKey,
+    });
+    await created.setTags({ ...created.tags, ArvadosIdleBehavior: "hold" });
+    // The dispatcher dies without destroying anything (its SSH server goes with it).
+    await first.stop();
+
+    const second = await newSet();
+    try {
+      const [found, ...more] = await second.instances({});
+      expect(more).toEqual([]);
+      expect(found?.id).toBe(created.id);
+      expect(found?.tags).toEqual({
+        ArvadosInstanceSetID: "loopback-test",
+        ArvadosInstanceSecret: "s3cret",
+        ArvadosIdleBehavior: "hold",
+      });
+      // Reachable again, with the key the first dispatcher installed.
+      const r = await run(found!, key.privateKey, "echo still here");
+      expect(r).toMatchObject({ code: 0, stdout: "still here\n" });
+      expect(
+        await found!.verifyHostKey(r.hostKey, { run: () => Promise.reject(new Error("unused")) }),
+      ).toEqual({
+        kind: "verified",
+      });
+      // The record holds the instance secret: readable by its owner only.
+      const record = fs
+        .readdirSync(tmp)
+        .find((f) => f.startsWith("arvados-dispatch-cloud-loopback-"));
+      expect((fs.statSync(path.join(tmp, record!)).mode & 0o777).toString(8)).toBe("600");
+
+      await found!.destroy();
+      expect(await second.instances({})).toEqual([]);
+    } finally {
+      await second.stop();
+    }
+    const third = await newSet();
+    expect(await third.instances({})).toEqual([]);
+    await third.stop();
   });
 });
 
