@@ -78,6 +78,12 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
   private readonly ops = new Map<ContainerUuid, OpName>();
   private readonly inflight = new Set<Promise<void>>();
   private warnedUnexpectedState = false;
+  /**
+   * The two "waiting in queue at position N" texts by N, built once: a long queue otherwise
+   * makes tens of thousands of identical strings per pass that live until the next one.
+   */
+  private readonly cloudResourcesTexts: string[] = [];
+  private readonly clusterCapacityTexts: string[] = [];
 
   private wakeRequested = false;
   private wakeWaiter: (() => void) | undefined;
@@ -265,9 +271,10 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
 
   private lockContainer(uuid: ContainerUuid): void {
     this.uuidOp(uuid, "lock", async () => {
-      const log = this.logger.child({ ContainerUUID: uuid });
+      // Made only when there is something to say: a long queue locks thousands per pass.
+      const log = () => this.logger.child({ ContainerUUID: uuid });
       if (this.queue.get(uuid)?.state !== "Queued") {
-        log.debug(
+        log().debug(
           {},
           "container no longer queued by the time we decided to lock it, doing nothing",
         );
@@ -275,14 +282,14 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
       }
       const r = await this.queue.lock(uuid);
       if (!r.ok) {
-        log.warn({ error: r.error.message }, "error locking container");
+        log().warn({ error: r.error.message }, "error locking container");
         return;
       }
       const after = this.queue.get(uuid);
       if (after === undefined) {
-        log.error({}, "(BUG?) container disappeared from queue after Lock succeeded");
+        log().error({}, "(BUG?) container disappeared from queue after Lock succeeded");
       } else if (after.state !== "Locked") {
-        log.warn({}, `(race?) container has state=${after.state} after Lock succeeded`);
+        log().warn({}, `(race?) container has state=${after.state} after Lock succeeded`);
       }
     });
   }
@@ -479,8 +486,8 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
     let trying = running.size;
     let qpos = 0;
     let supervisors = 0;
-    /** By position in `sorted`; "" until the entry gets one. */
-    const statuses: string[] = Array.from({ length: n }, () => "");
+    /** By position in `sorted`; none until the entry gets one. */
+    const statuses: string[] = [];
 
     // 6. Walk the queue in order.
     tryrun: for (let i = 0; i < n; i++) {
@@ -537,13 +544,13 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
           continue;
         }
         this.lockContainer(uuid);
-        if (best !== undefined) reserve(best, ent);
+        if (best !== undefined) index.reserve(best, ent);
         continue;
       }
 
       // Locked.
       if (best !== undefined) {
-        reserve(best, ent);
+        index.reserve(best, ent);
         const workerState = best.view.worker_state;
         if (best.view.instance === "" || (workerState !== "idle" && workerState !== "running")) {
           statuses[i] = status.waitingNewInstance(best.view.arvados_instance_type);
@@ -588,10 +595,10 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
         free: FreeResources.ofType(availableType),
         containers: [],
       };
-      reserve(slot, ent);
       // Only the index needs it: `slots` is walked again just for idle instances to shut down,
-      // and this one now holds a container.
+      // and this one is about to hold a container.
       index.add(slot);
+      index.reserve(slot, ent);
     }
 
     // 7. Gauges.
@@ -602,11 +609,13 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
     const atQuota = this.pool.atQuota();
     const out: ScheduledEntry<C>[] = [];
     for (let i = 0; i < n; i++) {
-      let s = statuses[i]!;
+      let s = statuses[i] ?? "";
       const state = states[order[i]!];
       if (s === "" && (state === "Queued" || state === "Locked")) {
         qpos++;
-        s = atQuota ? status.waitingCloudResources(qpos) : status.waitingClusterCapacity(qpos);
+        s = atQuota
+          ? positionText(this.cloudResourcesTexts, qpos, status.waitingCloudResources)
+          : positionText(this.clusterCapacityTexts, qpos, status.waitingClusterCapacity);
       }
       out.push({ entry: sorted[i]!, schedulingStatus: s });
     }
@@ -733,9 +742,13 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
   }
 }
 
-function reserve(slot: Slot, ent: QueueEntry): void {
-  slot.free.subtract(ent.instanceResources);
-  slot.containers.push(ent.container.uuid);
+function positionText(cache: string[], position: number, make: (p: number) => string): string {
+  let t = cache[position];
+  if (t === undefined) {
+    t = make(position);
+    cache[position] = t;
+  }
+  return t;
 }
 
 const capacityKeys = new WeakMap<InstanceType, string>();

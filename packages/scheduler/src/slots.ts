@@ -3,6 +3,7 @@
 import type { FreeResources } from "./resources.js";
 import type {
   ContainerUuid,
+  InstanceResources,
   InstanceType,
   InstanceView,
   Logger,
@@ -53,7 +54,16 @@ interface Group {
   readonly entries: Entry[];
   /** The `best` call that last visited this group (a container may list a type twice). */
   visited: number;
+  /**
+   * Needs for which no slot here had room (and none was idle and empty). Room only shrinks
+   * during a pass, so any need at least as large finds none either: a backed-up queue then
+   * skips the group instead of walking it for every container. Cleared when a slot is added.
+   */
+  readonly failed: InstanceResources[];
 }
+
+/** How many failed needs a group remembers; incomparable needs beyond that replace the oldest. */
+const maxFailed = 4;
 
 /**
  * The pass's instances grouped by instance type name, keeping only those that can take
@@ -70,6 +80,8 @@ export class SlotIndex {
   private seq = 0;
   private visits = 0;
   private readonly scratch: Entry[] = [];
+  /** Whether failed needs may be remembered (room has only shrunk so far this pass). */
+  private memo = true;
 
   /**
    * @param sorted the pass's instances, already sorted by compareSlots.
@@ -94,13 +106,32 @@ export class SlotIndex {
     if (!usableStates.has(v.worker_state) || v.idle_behavior !== "run") return;
     let g = this.groups.get(v.arvados_instance_type);
     if (g === undefined) {
-      g = { entries: [], visited: 0 };
+      g = { entries: [], visited: 0, failed: [] };
       this.groups.set(v.arvados_instance_type, g);
     }
+    g.failed.length = 0;
     const list = g.entries;
     let at = list.length;
     if (created) while (at > 0 && order(list[at - 1]!, entry) > 0) at--;
     list.splice(at, 0, entry);
+  }
+
+  /** Put a container on a slot: take its needs and count it. */
+  reserve(slot: Slot, ent: QueueEntry): void {
+    const need = ent.instanceResources;
+    // A negative need would give room back, and failures remembered so far no longer hold.
+    // The queue never computes one; if it ever did, the index just stops remembering.
+    if (!(
+      need.VCPUs >= 0 &&
+      need.RAM >= 0 &&
+      need.Scratch >= 0 &&
+      need.GPUs >= 0 &&
+      need.GPUVRAM >= 0
+    )) {
+      this.memo = false;
+    }
+    slot.free.subtract(need);
+    slot.containers.push(ent.container.uuid);
   }
 
   /**
@@ -120,7 +151,8 @@ export class SlotIndex {
       const g = this.groups.get(t.Name);
       if (g === undefined || g.visited === visit) continue;
       g.visited = visit;
-      groupsSeen++;
+      if (this.memo && g.failed.some((f) => covers(need, f))) continue;
+      const before = cands.length;
       for (const e of g.entries) {
         const s = e.slot;
         if (maxRun > 0 && maxRun <= s.containers.length) continue;
@@ -132,6 +164,8 @@ export class SlotIndex {
           cands.push(e);
         }
       }
+      if (cands.length > before) groupsSeen++;
+      else if (this.memo) remember(g.failed, need);
     }
     if (groupsSeen > 1 && cands.length > 1) cands.sort(order);
 
@@ -159,6 +193,26 @@ export class SlotIndex {
     cands.length = 0;
     return best;
   }
+}
+
+/** Whether `need` is at least `failed` in every figure (so it cannot fit where that did not). */
+function covers(need: InstanceResources, failed: InstanceResources): boolean {
+  return (
+    need.VCPUs >= failed.VCPUs &&
+    need.RAM >= failed.RAM &&
+    need.Scratch >= failed.Scratch &&
+    need.GPUs >= failed.GPUs &&
+    need.GPUVRAM >= failed.GPUVRAM
+  );
+}
+
+/** Add a failed need, dropping those it covers; a full list forgets its oldest. */
+function remember(failed: InstanceResources[], need: InstanceResources): void {
+  let w = 0;
+  for (const f of failed) if (!covers(f, need)) failed[w++] = f;
+  failed.length = w;
+  if (failed.length >= maxFailed) failed.shift();
+  failed.push(need);
 }
 
 /** Pass order: compareSlots, then arrival. Sorted arrival alone orders the pass's instances. */
