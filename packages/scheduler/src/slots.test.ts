@@ -85,7 +85,10 @@ function referenceBest(
 /** Where the pass put an instance it created: after every one that does not sort after it. */
 function referenceInsert(slots: Slot[], slot: Slot): void {
   let at = 0;
-  while (at < slots.length && compareSlots(slots[at]!, slot) <= 0) at++;
+  for (const s of slots) {
+    if (compareSlots(s, slot) > 0) break;
+    at++;
+  }
   slots.splice(at, 0, slot);
 }
 
@@ -133,7 +136,7 @@ function runWorld(seed: number): Outcome {
     if (state === "running" || state === "unknown") {
       for (let k = rng.int(0, 3); k > 0; k--) {
         running.push(fixtureUuid(500_000 + seed * 100 + nextId * 5 + k));
-        free.subtract(need(rng));
+        free.subtract(randomNeed(rng));
       }
     }
     slots.push({
@@ -168,8 +171,8 @@ function runWorld(seed: number): Outcome {
       out.reserves++;
     } else if (rng.chance(0.4)) {
       // A create during the pass, placed as the pass places it.
-      const t =
-        rng.chance(0.8) && ent.instanceTypes.length > 0 ? ent.instanceTypes[0]! : rng.pick(types);
+      const first = ent.instanceTypes[0];
+      const t = rng.chance(0.8) && first !== undefined ? first : rng.pick(types);
       const slot: Slot = {
         view: {
           instance: "" as InstanceId,
@@ -194,7 +197,7 @@ function runWorld(seed: number): Outcome {
   return out;
 }
 
-function need(rng: Rng): InstanceResources {
+function randomNeed(rng: Rng): InstanceResources {
   return {
     VCPUs: rng.pick(CPUS),
     RAM: Math.floor((rng.pick(RAMS) * GiB * 100) / 95),
@@ -206,19 +209,21 @@ function need(rng: Rng): InstanceResources {
 
 /** A container with a random need and eligible types: mostly those that fit, cheapest first. */
 function entry(rng: Rng, types: readonly InstanceType[], n: number): QueueEntry {
-  const r = need(rng);
+  const r = randomNeed(rng);
   let eligible: InstanceType[];
   if (rng.chance(0.1)) {
     // Types picked without regard to fit (an idle empty instance may then be too small), and
     // sometimes one listed twice.
     eligible = types.filter(() => rng.chance(0.4));
-    if (eligible.length > 0 && rng.chance(0.3)) eligible.push(eligible[0]!);
+    const first = eligible[0];
+    if (first !== undefined && rng.chance(0.3)) eligible.push(first);
   } else {
     const fit = types
       .filter((t) => t.VCPUs >= r.VCPUs && t.RAM >= r.RAM && t.Scratch >= r.Scratch)
       .sort((a, b) => a.Price - b.Price || b.RAM - a.RAM || (a.Name < b.Name ? -1 : 1));
     const factor = rng.pick([1, 1.5, 2, 4]);
-    eligible = fit.filter((t, i) => i === 0 || t.Price <= fit[0]!.Price * factor);
+    const cheapest = fit[0];
+    eligible = fit.filter((t) => t === cheapest || t.Price <= (cheapest?.Price ?? 0) * factor);
   }
   return {
     container: {
