@@ -32,8 +32,8 @@ describe("admin CLI and management API", () => {
       controllerUrl: peer.url,
       token: peer.token,
       port: await freePort(),
-      // Long enough for the CLI (a node process each) to see it running.
-      driverParameters: { ContainerRunTime: "4s" },
+      // Long enough for the CLI (a node process each) to see it running, on a busy machine too.
+      driverParameters: { ContainerRunTime: "15s" },
     });
     daemon = startDaemon(cfg.path, { ARVADOS_API_TOKEN: "ignored-by-the-daemon" });
     await waitListening(daemon);
@@ -93,7 +93,7 @@ describe("admin CLI and management API", () => {
         expect(inst?.worker_state).toBe("idle");
         expect(Date.now() - Date.parse(inst?.last_busy ?? "")).toBeGreaterThan(2500);
       },
-      { timeout: 20_000, interval: 100 },
+      { timeout: 40_000, interval: 100 },
     );
     expect((await peer.client.containers.get(uuid)).state).toBe("Complete");
 
@@ -122,7 +122,7 @@ describe("admin CLI and management API", () => {
         expect((await peer.client.containers.get(second)).state).toBe("Complete");
         expect((await instances(base)).map((i) => i.instance)).not.toContain(id2);
       },
-      { timeout: 20_000, interval: 100 },
+      { timeout: 40_000, interval: 100 },
     );
 
     // kill: the VM goes now, with the reason in the log.

@@ -27,6 +27,22 @@ export interface RecordedUpdate {
   readonly at: number;
 }
 
+/**
+ * The `state` a container update sets, from a JSON body (the stub's simulated crunch-run) or a
+ * form-encoded one with a JSON `container` parameter (the Arvados client, as crunch-run uses it).
+ */
+function updatedState(body: Buffer, contentType: string | undefined): string | undefined {
+  try {
+    const container: unknown = contentType?.startsWith("application/x-www-form-urlencoded")
+      ? JSON.parse(new URLSearchParams(body.toString()).get("container") ?? "null")
+      : (JSON.parse(body.toString()) as { container?: unknown }).container;
+    const state = (container as { state?: unknown } | null)?.state;
+    return typeof state === "string" ? state : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The container API behind a proxy that records every container update it forwards. */
 export interface ApiPeer {
   readonly api: ContainerApi;
@@ -62,17 +78,16 @@ export async function startApiPeer(): Promise<ApiPeer> {
           headers: { ...req.headers, host: target.host },
         },
         (up) => {
-          const m = /^\/arvados\/v1\/containers\/([a-z0-9-]+)$/.exec(req.url ?? "");
+          const m = /^\/arvados\/v1\/containers\/([a-z0-9-]+)(\?|$)/.exec(req.url ?? "");
           if (req.method === "PUT" && m?.[1] !== undefined) {
-            let state: string | undefined;
-            try {
-              const parsed = JSON.parse(body.toString()) as { container?: { state?: string } };
-              state = parsed.container?.state;
-            } catch {
-              state = undefined;
-            }
-            updates.push({ uuid: m[1], state, status: up.statusCode ?? 0, at: Date.now() });
+            updates.push({
+              uuid: m[1],
+              state: updatedState(body, req.headers["content-type"]),
+              status: up.statusCode ?? 0,
+              at: Date.now(),
+            });
           }
+
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
         },

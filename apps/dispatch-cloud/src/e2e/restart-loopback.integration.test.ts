@@ -134,62 +134,47 @@ describe("restart after SIGKILL on loopback", () => {
     expect(second.logs().filter((l) => l.msg === "crunch-run process started")).toEqual([]);
   }, 90_000);
 
-  // Fails today: the new daemon's scheduler sees the Running containers before it has any loopback
-  // instance and, with no worker in state unknown, cancels each one at once ("cancelling container
-  // because not running on any worker"). With nothing queued it creates no instance, so the
-  // orphaned runners go unnoticed until they finish (their Complete is refused: 422). Where a
-  // retry or other work makes it create one, its probe finds the runners and kills them ("not in
-  // queue"), and the retries run the commands again. Real clouds are spared
-  // because adopted VMs stay `unknown` until probed. Turn into `it` once driver-loopback (or the
-  // scheduler) keeps a restart from cancelling what runs on this machine.
-  it.fails(
-    "its successor finds them with --list and lets each finish once",
-    async () => {
-      // Loopback lists only instances its own process created: the new daemon must create a new
-      // one and find every container there with its first probe, while they still run.
-      await vi.waitFor(
-        () => {
-          const detected = second
-            .logs()
-            .filter((l) => l.msg === "crunch-run process detected")
-            .map((l) => String(l["ContainerUUID"]));
-          expect(detected.sort()).toEqual([...uuids].sort());
-        },
-        { timeout: 10_000, interval: 100 },
-      );
-      await vi.waitFor(
-        async () => {
-          const s = await states();
-          expect(
-            uuids.every((u) => ["Complete", "Cancelled"].includes(s.get(u)?.state ?? "")),
-          ).toBe(true);
-        },
-        { timeout: 40_000, interval: 200 },
-      );
-      const done = await states();
-      expect(uuids.map((u) => done.get(u))).toEqual(
-        uuids.map((uuid) => ({ uuid, state: "Complete", exit_code: 0 })),
-      );
-      // Never run twice: one `start` and one `end` each, and one Running update each.
-      for (const u of uuids) {
-        expect(await logLines(peer.client, u, "stdout"), `stdout of ${u}`).toEqual([
-          "start",
-          "end",
-        ]);
-      }
-      const running = new Map<string, number>();
-      for (const up of peer.updates) {
-        if (up.state === "Running") running.set(up.uuid, (running.get(up.uuid) ?? 0) + 1);
-      }
-      expect(uuids.map((u) => running.get(u))).toEqual(Array(N).fill(1));
-      // Nobody cancelled anything, and only the first daemon started runners.
-      const logs = [...first.logs(), ...second.logs()];
-      expect(logs.filter((l) => l.msg.startsWith("cancelling container"))).toEqual([]);
-      expect(second.logs().filter((l) => l.msg === "crunch-run process started")).toEqual([]);
-      expect(running.size, "no container was started for a retry").toBe(N);
-    },
-    60_000,
-  );
+  // The new daemon's loopback driver finds this machine's instance record, so the instance is
+  // adopted (state unknown) and its first probe's --list finds the runners still going.
+  it("its successor finds them with --list and lets each finish once", async () => {
+    await vi.waitFor(
+      () => {
+        const detected = second
+          .logs()
+          .filter((l) => l.msg === "crunch-run process detected")
+          .map((l) => String(l["ContainerUUID"]));
+        expect(detected.sort()).toEqual([...uuids].sort());
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    await vi.waitFor(
+      async () => {
+        const s = await states();
+        expect(uuids.every((u) => ["Complete", "Cancelled"].includes(s.get(u)?.state ?? ""))).toBe(
+          true,
+        );
+      },
+      { timeout: 40_000, interval: 200 },
+    );
+    const done = await states();
+    expect(uuids.map((u) => done.get(u))).toMatchObject(
+      uuids.map((uuid) => ({ uuid, state: "Complete", exit_code: 0 })),
+    );
+    // Never run twice: one `start` and one `end` each, and one Running update each.
+    for (const u of uuids) {
+      expect(await logLines(peer.client, u, "stdout"), `stdout of ${u}`).toEqual(["start", "end"]);
+    }
+    const running = new Map<string, number>();
+    for (const up of peer.updates) {
+      if (up.state === "Running") running.set(up.uuid, (running.get(up.uuid) ?? 0) + 1);
+    }
+    expect(uuids.map((u) => running.get(u))).toEqual(Array(N).fill(1));
+    // Nobody cancelled anything, and only the first daemon started runners.
+    const logs = [...first.logs(), ...second.logs()];
+    expect(logs.filter((l) => l.msg.startsWith("cancelling container"))).toEqual([]);
+    expect(second.logs().filter((l) => l.msg === "crunch-run process started")).toEqual([]);
+    expect(running.size, "no container was started for a retry").toBe(N);
+  }, 60_000);
 
   it("leaves no crunch-run process and no instance behind", async () => {
     // The commands end on their own within seconds, whoever killed or forgot them.
