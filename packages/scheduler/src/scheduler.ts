@@ -244,8 +244,8 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
 
   // ---- per-container async operations ---------------------------------------------------
 
-  /** Run `fn` unless another operation on `uuid` is in flight; then retry the pass soon. */
-  private uuidOp(uuid: ContainerUuid, op: OpName, fn: () => Promise<void> | void): void {
+  /** Claim `uuid` for `op` unless another operation on it is in flight; then retry the pass soon. */
+  private claim(uuid: ContainerUuid, op: OpName): boolean {
     const current = this.ops.get(uuid);
     if (current !== undefined) {
       this.logger.debug(
@@ -253,9 +253,25 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
         `uuidLock not available, Op=${current} in progress`,
       );
       this.armWakeup(250);
-      return;
+      return false;
     }
     this.ops.set(uuid, op);
+    return true;
+  }
+
+  /** Count `p` for settled() until it ends. */
+  private track(p: Promise<void>): void {
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    void p.then(done, (err: unknown) => {
+      done();
+      throw err;
+    });
+  }
+
+  /** Run `fn` unless another operation on `uuid` is in flight; then retry the pass soon. */
+  private uuidOp(uuid: ContainerUuid, op: OpName, fn: () => Promise<void> | void): void {
+    if (!this.claim(uuid, op)) return;
     const p = (async () => {
       try {
         await fn();
@@ -265,33 +281,57 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
         this.ops.delete(uuid);
       }
     })();
-    this.inflight.add(p);
-    void p.finally(() => this.inflight.delete(p));
+    this.track(p);
   }
 
   private lockContainer(uuid: ContainerUuid): void {
-    this.uuidOp(uuid, "lock", async () => {
-      // Made only when there is something to say: a long queue locks thousands per pass.
-      const log = () => this.logger.child({ ContainerUUID: uuid });
-      if (this.queue.get(uuid)?.state !== "Queued") {
-        log().debug(
-          {},
-          "container no longer queued by the time we decided to lock it, doing nothing",
-        );
-        return;
+    if (!this.claim(uuid, "lock")) return;
+    this.track(this.lockOp(uuid));
+  }
+
+  /**
+   * What uuidOp would run for a lock, in one async function instead of two: a long queue locks
+   * thousands of containers per pass, and each lock holds its frames until the controller
+   * answers. Errors, logs and the end of the operation fall on the same turns as uuidOp's.
+   */
+  private async lockOp(uuid: ContainerUuid): Promise<void> {
+    try {
+      try {
+        if (this.queue.get(uuid)?.state !== "Queued") {
+          this.logger
+            .child({ ContainerUUID: uuid })
+            .debug(
+              {},
+              "container no longer queued by the time we decided to lock it, doing nothing",
+            );
+          return;
+        }
+        const r = await this.queue.lock(uuid);
+        if (!r.ok) {
+          this.logger
+            .child({ ContainerUUID: uuid })
+            .warn({ error: r.error.message }, "error locking container");
+          return;
+        }
+        const after = this.queue.get(uuid);
+        if (after === undefined) {
+          this.logger
+            .child({ ContainerUUID: uuid })
+            .error({}, "(BUG?) container disappeared from queue after Lock succeeded");
+        } else if (after.state !== "Locked") {
+          this.logger
+            .child({ ContainerUUID: uuid })
+            .warn({}, `(race?) container has state=${after.state} after Lock succeeded`);
+        }
+      } finally {
+        // The turn uuidOp takes to await its inner function.
+        await Promise.resolve();
       }
-      const r = await this.queue.lock(uuid);
-      if (!r.ok) {
-        log().warn({ error: r.error.message }, "error locking container");
-        return;
-      }
-      const after = this.queue.get(uuid);
-      if (after === undefined) {
-        log().error({}, "(BUG?) container disappeared from queue after Lock succeeded");
-      } else if (after.state !== "Locked") {
-        log().warn({}, `(race?) container has state=${after.state} after Lock succeeded`);
-      }
-    });
+    } catch (err) {
+      this.logger.error({ ContainerUUID: uuid, error: errText(err) }, "lock failed");
+    } finally {
+      this.ops.delete(uuid);
+    }
   }
 
   private cancelContainer(uuid: ContainerUuid, reason: string): void {

@@ -151,7 +151,7 @@ export class SlotIndex {
       const g = this.groups.get(t.Name);
       if (g === undefined || g.visited === visit) continue;
       g.visited = visit;
-      if (this.memo && g.failed.some((f) => covers(need, f))) continue;
+      if (this.memo && coveredByFailure(need, g.failed)) continue;
       const before = cands.length;
       for (const e of g.entries) {
         const s = e.slot;
@@ -204,6 +204,11 @@ function covers(need: InstanceResources, failed: InstanceResources): boolean {
     need.GPUs >= failed.GPUs &&
     need.GPUVRAM >= failed.GPUVRAM
   );
+}
+
+function coveredByFailure(need: InstanceResources, failed: readonly InstanceResources[]): boolean {
+  for (const f of failed) if (covers(need, f)) return true;
+  return false;
 }
 
 /** Add a failed need, dropping those it covers; a full list forgets its oldest. */
