@@ -51,6 +51,12 @@ const pageSize = 1000;
 /** Fetch more "available" pages only until this many non-supervisor containers are known. */
 const queuedContainersTarget = 100;
 const missingBatch = 20;
+/** Missing batches fetched at once; Arvados fetches them one after another. */
+const missingConcurrency = 4;
+/** New containers whose mounts one list call fetches (a few KB of UUIDs: sent as POST). */
+const mountsBatch = 100;
+/** Mounts lists in flight at once; the client's limiter starts at 8, leaving room for locks. */
+const mountsConcurrency = 4;
 
 /**
  * The dispatcher's cached view of the controller's containers. Reads never do I/O; update,
@@ -145,7 +151,7 @@ export class ContainerQueue {
     this.dontUpdate = new Set();
     try {
       const next = await this.poll(signal);
-      await this.apply(next, started);
+      await this.apply(next, started, signal);
       return { ok: true };
     } catch (err) {
       return { ok: false, error: toError(err) };
@@ -198,38 +204,53 @@ export class ContainerQueue {
       const st = ent.container.state;
       if (!next.has(uuid) && st !== "Cancelled" && st !== "Complete") missing.add(uuid);
     }
-    // Sorted batches: deterministic where Arvados takes an arbitrary 20.
+    // Sorted batches: deterministic where Arvados takes an arbitrary 20. Each round fetches its
+    // batches a few at a time (Arvados: one by one); UUIDs a batch did not return stay missing
+    // for the next round, and every batch removes at least one UUID, so the rounds end.
     while (missing.size > 0) {
-      const batch = [...missing].sort().slice(0, missingBatch);
-      const found = await this.keysetPages([["uuid", "in", batch]], undefined, signal);
-      if (found.length === 0) {
-        for (const uuid of batch) {
-          this.logger.warn({ ContainerUUID: uuid }, "container not found by controller (deleted?)");
-          missing.delete(uuid);
-          this.cache.delete(uuid);
+      const batches = chunk([...missing].sort(), missingBatch);
+      await forEachLimit(batches, missingConcurrency, signal, async (batch, sig) => {
+        const found = await this.keysetPages([["uuid", "in", batch]], undefined, sig, batch);
+        if (found.length === 0) {
+          for (const uuid of batch) {
+            this.logger.warn(
+              { ContainerUUID: uuid },
+              "container not found by controller (deleted?)",
+            );
+            missing.delete(uuid);
+            this.cache.delete(uuid);
+          }
+          return;
         }
-        continue;
-      }
-      for (const c of found) {
-        if (!missing.has(c.uuid)) {
-          throw new ContainerQueueError(
-            "inconsistent-response",
-            "BUG? server response did not match requested filters, erroring out rather than risk deadlock",
-          );
+        const asked = new Set(batch);
+        for (const c of found) {
+          // Checked against this batch, not all missing UUIDs: batches run side by side.
+          if (!asked.has(c.uuid) || !missing.has(c.uuid)) {
+            throw new ContainerQueueError(
+              "inconsistent-response",
+              "BUG? server response did not match requested filters, erroring out rather than risk deadlock",
+            );
+          }
+          missing.delete(c.uuid);
+          next.set(c.uuid, c);
         }
-        missing.delete(c.uuid);
-        next.set(c.uuid, c);
-      }
+      });
     }
     return next;
   }
 
+  /**
+   * Keyset pages by UUID until an empty page, or, when `only` lists every UUID the filters
+   * can match, until all of them came back (Arvados always asks for the empty page too).
+   */
   private async keysetPages(
     filters: Filter[],
     limit: number | undefined,
     signal?: AbortSignal,
+    only?: readonly ContainerUuid[],
   ): Promise<QueuedContainer[]> {
     const out: QueuedContainer[] = [];
+    const pending = only === undefined ? undefined : new Set(only);
     let after: string | undefined;
     for (;;) {
       const page = await this.client.containers.list(
@@ -244,11 +265,17 @@ export class ContainerQueue {
       );
       if (page.items.length === 0) return out;
       out.push(...page.items);
+      for (const c of page.items) pending?.delete(c.uuid);
+      if (pending?.size === 0) return out;
       after = page.items[page.items.length - 1]!.uuid;
     }
   }
 
-  private async apply(next: Map<ContainerUuid, QueuedContainer>, started: number): Promise<void> {
+  private async apply(
+    next: Map<ContainerUuid, QueuedContainer>,
+    started: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const skip = this.dontUpdate ?? new Set<ContainerUuid>();
     const adds: QueuedContainer[] = [];
     for (const [uuid, ctr] of next) {
@@ -265,18 +292,83 @@ export class ContainerQueue {
       );
       this.cache.delete(uuid);
     }
-    // Arvados fetches mounts while holding its cache lock; we add after, re-checking the cache.
-    for (const ctr of adds) await this.addOne(ctr);
+    // Unlike Arvados (which adds new containers first, one GET each under its cache lock), what
+    // is known is published now, so finished containers are seen without waiting for mounts.
+    // The threshold holds: every cached entry is this poll's data or newer.
     this.threshold = new Date(started);
     this.notify();
+    if (adds.length === 0) return;
+
+    // Unlike Arvados, mounts come in bulk (one list per 100 new containers, a few at a time):
+    // 1,000 serial GETs made a poll take ~20 s, and the poll loop then sleeps as long again.
+    await forEachLimit(chunk(adds, mountsBatch), mountsConcurrency, signal, async (batch, sig) => {
+      const mounts = await this.fetchMounts(batch, sig);
+      let added = 0;
+      for (const ctr of batch) if (this.addOne(ctr, mounts.get(ctr.uuid), skip)) added++;
+      if (added > 0) this.notify();
+    });
   }
 
-  private async addOne(ctr: QueuedContainer): Promise<void> {
+  /**
+   * The mounts of `batch`, by UUID: the record's mounts, or why they could not be had. Only an
+   * abort throws; any other failure is the answer for every container of the batch.
+   */
+  private async fetchMounts(
+    batch: readonly QueuedContainer[],
+    signal: AbortSignal,
+  ): Promise<Map<ContainerUuid, { mounts: unknown } | { error: Error }>> {
+    const out = new Map<ContainerUuid, { mounts: unknown } | { error: Error }>();
+    const uuids = batch.map((c) => c.uuid);
+    const pending = new Set(uuids);
+    let after: string | undefined;
+    try {
+      // Keyset pages: a controller may cut a page short (e.g. MaxIndexDatabaseRead).
+      while (pending.size > 0) {
+        const filters: Filter[] = [["uuid", "in", uuids]];
+        if (after !== undefined) filters.push(["uuid", ">", after]);
+        const page = await this.client.containers.list(
+          {
+            select: ["uuid", "mounts"],
+            count: "none",
+            order: "uuid",
+            limit: uuids.length,
+            filters,
+          },
+          { signal },
+        );
+        if (page.items.length === 0) break;
+        for (const c of page.items) {
+          if (!pending.delete(c.uuid)) continue;
+          out.set(c.uuid, { mounts: c.mounts });
+        }
+        after = page.items[page.items.length - 1]!.uuid;
+      }
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const error = toError(err);
+      for (const uuid of pending) out.set(uuid, { error });
+      return out;
+    }
+    // Gone between the poll and this fetch (Arvados's per-container GET would get a 404).
+    const gone = new Error("container not returned by the controller (deleted?)");
+    for (const uuid of pending) out.set(uuid, { error: gone });
+    return out;
+  }
+
+  /** Adds one new container (§2.5); true if it was added. */
+  private addOne(
+    ctr: QueuedContainer,
+    fetched: { mounts: unknown } | { error: Error } | undefined,
+    skip: ReadonlySet<ContainerUuid>,
+  ): boolean {
     const log = this.logger.child({ ContainerUUID: ctr.uuid });
     let mounts: Container["mounts"];
     try {
-      mounts = (await this.client.containers.get(ctr.uuid, { select: ["mounts"] })).mounts;
-      checkMounts(mounts);
+      if (fetched === undefined || "error" in fetched) {
+        throw fetched?.error ?? new Error("mounts were not fetched");
+      }
+      checkMounts(fetched.mounts);
+      mounts = fetched.mounts as Container["mounts"];
     } catch (err) {
       const e = toError(err);
       log.warn({ error: e.message }, "error getting mounts");
@@ -285,16 +377,17 @@ export class ContainerQueue {
           this.cancelUnsatisfiable(ctr, `error getting mounts from container record: ${e.message}`),
         );
       }
-      return;
+      return false;
     }
     const sel = chooseInstanceTypes({ ...ctr, mounts }, this.cfg, this.sortedTypes);
     if (!sel.ok && (ctr.state === "Queued" || ctr.state === "Locked")) {
       log.warn({ error: sel.error.message }, "cancel container with no suitable instance type");
       this.track(this.cancelUnsatisfiable(ctr, sel.error.message));
-      return;
+      return false;
     }
-    // The poll may have run on: only add if nothing newer replaced or dropped it meanwhile.
-    if (this.cache.has(ctr.uuid)) return;
+    // While mounts were fetched, a lock/unlock/cancel may have made the poll's record stale
+    // (out-of-order protection, §2.4): leave it to the next poll. Likewise if it got cached.
+    if (skip.has(ctr.uuid) || this.cache.has(ctr.uuid)) return false;
     const types = sel.ok ? sel.types : [];
     this.cache.set(ctr.uuid, {
       container: ctr,
@@ -310,6 +403,7 @@ export class ContainerQueue {
       },
       "adding container to queue",
     );
+    return true;
   }
 
   private track(p: Promise<void>): void {
@@ -434,6 +528,50 @@ function checkMounts(mounts: unknown): void {
       );
     }
   }
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * Runs `fn` over `items`, at most `limit` at a time, in order of start. The first failure
+ * aborts the others (through the signal they get) and is rethrown once all have stopped, so
+ * nothing keeps running behind the caller's back.
+ */
+async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T, signal: AbortSignal) => Promise<void>,
+): Promise<void> {
+  const ctl = new AbortController();
+  const onAbort = (): void => ctl.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  let nextIndex = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && nextIndex < items.length) {
+      const item = items[nextIndex++]!;
+      try {
+        await fn(item, ctl.signal);
+      } catch (error) {
+        if (failure === undefined) {
+          failure = { error };
+          ctl.abort(error);
+        }
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+  if (failure !== undefined) throw failure.error;
 }
 
 function toError(err: unknown): Error {
