@@ -576,14 +576,19 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
           break tryrun;
         }
         if (best === undefined && availableType === undefined) continue;
-        if (this.pool.killContainer(uuid, "about to lock")) {
+        if (this.ops.has(uuid)) {
+          // Deviation: Arvados asks the pool to kill and tries to lock again, which only logs
+          // "uuidLock not available" and re-arms a 250 ms wake-up. The operation in flight
+          // notifies when it ends, so a long queue skips a pool scan per entry per pass.
+        } else if (this.pool.killContainer(uuid, "about to lock")) {
           this.logger.info(
             { ContainerUUID: uuid },
             "not locking: crunch-run process from previous attempt has not exited",
           );
           continue;
+        } else {
+          this.lockContainer(uuid);
         }
-        this.lockContainer(uuid);
         if (best !== undefined) index.reserve(best, ent);
         continue;
       }

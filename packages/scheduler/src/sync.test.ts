@@ -174,6 +174,30 @@ describe("stale-lock fixer", () => {
   });
 });
 
+describe("a lock already in flight", () => {
+  it("is neither retried nor preceded by another kill check on the next pass", async () => {
+    const s = setup();
+    s.queue.add({
+      uuid: u,
+      state: "Queued",
+      priority: 1,
+      runtime_constraints: { vcpus: 1, ram: 1 },
+    });
+    await s.queue.update();
+    s.queue.hold();
+    await s.sched.runQueue();
+    expect(s.pool.kills.filter((k) => k.uuid === u)).toEqual([
+      { uuid: u, reason: "about to lock" },
+    ]);
+    await s.sched.runQueue(); // the lock is still waiting on the controller
+    expect(s.pool.kills.filter((k) => k.uuid === u)).toHaveLength(1);
+    expect(s.logger.messages().filter((m) => m.startsWith("uuidLock not available"))).toEqual([]);
+    s.queue.release();
+    await s.sched.settled();
+    expect(s.queue.changes).toEqual([{ uuid: u, from: "Queued", to: "Locked" }]);
+  });
+});
+
 describe("run loop", () => {
   it("polls, fixes stale locks, locks, and starts the container on the pass after the lock", async () => {
     const s = setup();
