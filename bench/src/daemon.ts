@@ -76,7 +76,7 @@ function peakRate(samples: readonly Sample[], key: "cloudOps" | "probes", window
   return peak;
 }
 
-/** The bundled runner the daemon deploys by default (its size explains DeployRunnerBinary ""). */
+/** The bundled runner the daemon deploys by default. */
 function runnerSize(): number {
   try {
     return statSync(
@@ -102,10 +102,6 @@ try {
       MaxCloudOpsPerSecond: MAX_CLOUD_OPS,
       MaxInstances: VMS,
       MaxConcurrentInstanceCreateOps: 0,
-      // The stub keeps every file deployed to a fake VM in memory, inside the daemon's process;
-      // 1,000 copies of the runner would be measured as the daemon's. Run crunch-run "from the
-      // image" instead (the stub answers it either way).
-      DeployRunnerBinary: "",
       TimeoutIdle: "10m",
       DriverParameters: {
         APIScheme: "http",
@@ -210,7 +206,7 @@ try {
     samples: samples.length,
   });
   const scale = `${last?.instances ?? 0} instances (${last?.running ?? 0} running a container), ${submitted} containers submitted, ${c.running.size} started`;
-  const how = `the built daemon as a child process on driver-stub (BootDelay 0, SharedHostKey, ContainerRunTime 1h, one-VCPU type, MaxInstances ${VMS}, PollInterval 2s, ProbeInterval 1s, DeployRunnerBinary "" because the stub keeps each deployed file in memory and ${VMS} copies of the ${(runnerSize() / 2 ** 20).toFixed(2)} MiB bundled runner would add ${mib(VMS * runnerSize())} that a real daemon does not hold); every fake VM is an ssh2 server inside the daemon process; ${fullAt === undefined ? `the fleet did not reach ${VMS} running VMs within ${GROW_MS / 1000} s` : `${VMS} VMs running after ${((fullAt - t0) / 1000).toFixed(0)} s, then observed for ${STEADY_MS / 1000} s`}${complaints.length ? `; the daemon logged ${complaints.map(([k, n]) => `${n}× ${k}`).join("; ")}` : ""}`;
+  const how = `the built daemon as a child process on driver-stub (BootDelay 0, SharedHostKey, ContainerRunTime 1h, one-VCPU type, MaxInstances ${VMS}, PollInterval 2s, ProbeInterval 1s, the ${(runnerSize() / 2 ** 20).toFixed(2)} MiB bundled runner deployed to every VM, which the stub stores once per distinct content); every fake VM is an ssh2 server inside the daemon process; ${fullAt === undefined ? `the fleet did not reach ${VMS} running VMs within ${GROW_MS / 1000} s` : `${VMS} VMs running after ${((fullAt - t0) / 1000).toFixed(0)} s, then observed for ${STEADY_MS / 1000} s`}${complaints.length ? `; the daemon logged ${complaints.map(([k, n]) => `${n}× ${k}`).join("; ")}` : ""}`;
   rows.push(
     {
       benchmark: `Daemon resident memory, ${VMS} stub VMs with live SSH connections and ${CONTAINERS} containers`,
