@@ -188,17 +188,18 @@ describe("loopback across dispatcher restarts", () => {
     try {
       const [found, ...more] = await second.instances({});
       expect(more).toEqual([]);
-      expect(found?.id).toBe(created.id);
-      expect(found?.tags).toEqual({
+      if (found === undefined) throw new Error("the instance was not found again");
+      expect(found.id).toBe(created.id);
+      expect(found.tags).toEqual({
         ArvadosInstanceSetID: "loopback-test",
         ArvadosInstanceSecret: "s3cret",
         ArvadosIdleBehavior: "hold",
       });
       // Reachable again, with the key the first dispatcher installed.
-      const r = await run(found!, key.privateKey, "echo still here");
+      const r = await run(found, key.privateKey, "echo still here");
       expect(r).toMatchObject({ code: 0, stdout: "still here\n" });
       expect(
-        await found!.verifyHostKey(r.hostKey, { run: () => Promise.reject(new Error("unused")) }),
+        await found.verifyHostKey(r.hostKey, { run: () => Promise.reject(new Error("unused")) }),
       ).toEqual({
         kind: "verified",
       });
@@ -208,7 +209,7 @@ describe("loopback across dispatcher restarts", () => {
         .find((f) => f.startsWith("arvados-dispatch-cloud-loopback-"));
       expect((fs.statSync(path.join(tmp, record!)).mode & 0o777).toString(8)).toBe("600");
 
-      await found!.destroy();
+      await found.destroy();
       expect(await second.instances({})).toEqual([]);
     } finally {
       await second.stop();
