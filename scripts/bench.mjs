@@ -227,7 +227,11 @@ function missed(rows, all) {
   const misses = rows.filter((r) => r.met === false);
   if (misses.length === 0) return [];
   const out = ["## Missed targets", ""];
-  for (const r of misses) out.push(`- **${r.benchmark}**: ${r.result} against ${r.target}.`);
+  for (const r of misses) {
+    out.push(
+      `- **${r.benchmark}**: ${r.result} against ${r.target}.${r.why ? ` Why: ${r.why}.` : ""}`,
+    );
+  }
   out.push("");
   const sched = all.find((r) => r.name === "scheduler");
   const prof = sched?.data?.profile;

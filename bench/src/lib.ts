@@ -11,8 +11,10 @@ export interface Row {
   readonly target: string;
   /** null: no target, or not measured. */
   readonly met: boolean | null;
-  /** Why a target was missed, how it was measured, or why it was not measured. */
+  /** How it was measured, or why it was not measured. */
   readonly note?: string;
+  /** When the target may be missed: what the miss comes from (written under "Missed targets"). */
+  readonly why?: string;
 }
 
 export interface BenchResult {
