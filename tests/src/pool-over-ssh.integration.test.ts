@@ -21,10 +21,13 @@ import {
   instanceSetId,
   tagKeys,
   type InstanceType,
-  type Logger,
   type SshKeyPair,
 } from "@dispatch-cloud/cloud-driver-api";
-import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import {
+  ManualClock,
+  recordingLogger,
+  type LogEntry,
+} from "@dispatch-cloud/cloud-driver-api/testing";
 import { createStubCloud, type FakeVm, type StubCloud } from "@dispatch-cloud/driver-stub/testing";
 import type { StubParameters } from "@dispatch-cloud/driver-stub";
 import {
@@ -69,27 +72,6 @@ const type1: InstanceType = {
   Preemptible: false,
   GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
 };
-
-interface LogEntry {
-  level: string;
-  msg: string;
-  fields: Record<string, unknown>;
-}
-
-function recordingLogger(out: LogEntry[], base: Record<string, unknown> = {}): Logger {
-  const at =
-    (level: string) =>
-    (fields: Record<string, unknown>, msg: string): void => {
-      out.push({ level, msg, fields: { ...base, ...fields } });
-    };
-  return {
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    child: (fields) => recordingLogger(out, { ...base, ...fields }),
-  };
-}
 
 /** The executor's timer interface on the ManualClock, so per-command timeouts follow test time. */
 function executorClock(clock: ManualClock): ExecutorClock {

@@ -15,9 +15,12 @@ import {
   type Clock,
   type InstanceSet,
   type InstanceType,
-  type Logger,
 } from "@dispatch-cloud/cloud-driver-api";
-import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import {
+  ManualClock,
+  recordingLogger,
+  type LogEntry,
+} from "@dispatch-cloud/cloud-driver-api/testing";
 import {
   createStubCloud,
   inProcessExecutorFactory,
@@ -54,27 +57,6 @@ const type1 = itype("type1", "t1.small", 0.1);
 const type1p = itype("type1.preemptible", "t1.small", 0.05, true);
 const type2 = itype("type2", "t2.large", 0.2);
 const other = itype("other", "x9.huge", 0.9);
-
-interface LogEntry {
-  level: string;
-  msg: string;
-  fields: Record<string, unknown>;
-}
-
-function recordingLogger(out: LogEntry[], base: Record<string, unknown> = {}): Logger {
-  const at =
-    (level: string) =>
-    (fields: Record<string, unknown>, msg: string): void => {
-      out.push({ level, msg, fields: { ...base, ...fields } });
-    };
-  return {
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    child: (fields) => recordingLogger(out, { ...base, ...fields }),
-  };
-}
 
 let cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -6,3 +6,4 @@ export {
   type ConformanceOptions,
   type InjectableErrorKind,
 } from "./conformance.js";
+export { recordingLogger, type LogEntry } from "./recording-logger.js";
