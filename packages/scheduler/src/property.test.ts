@@ -13,6 +13,7 @@ import {
   fixtureUuid,
   ManualClock,
   RecordingLogger,
+  Rng,
   StubPool,
   type FakeContainer,
 } from "./testing/index.js";
@@ -34,33 +35,6 @@ import type {
 const GiB = 2 ** 30;
 const SEEDS = Array.from({ length: 200 }, (_, i) => i + 1);
 const PASSES = 10;
-
-/** mulberry32: tiny, fast, and the same sequence on every run for a given seed. */
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(xs: readonly T[]): T {
-    const x = xs[Math.floor(this.next() * xs.length)];
-    if (x === undefined) throw new Error("pick from an empty list");
-    return x;
-  }
-}
 
 /** A queue that checks every lock request (property 1) and can hold locks in flight. */
 class SimQueue extends FakeQueue {

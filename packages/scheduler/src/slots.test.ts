@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { FreeResources } from "./resources.js";
 import { compareSlots, SlotIndex, usableStates, type Slot } from "./slots.js";
-import { fixtureType, fixtureUuid, RecordingLogger } from "./testing/index.js";
+import { fixtureType, fixtureUuid, RecordingLogger, Rng } from "./testing/index.js";
 import type {
   ContainerUuid,
   IdleBehavior,
@@ -18,31 +18,6 @@ import type {
 } from "./types.js";
 
 const GiB = 2 ** 30;
-
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(xs: readonly T[]): T {
-    const x = xs[Math.floor(this.next() * xs.length)];
-    if (x === undefined) throw new Error("pick from an empty list");
-    return x;
-  }
-}
 
 // ---- the reference: the pass's walk over every instance, as it was -----------------------
 
