@@ -1,5 +1,5 @@
 // The daemon under benchmark: our container API as the controller (in this process) behind a
-// proxy that timestamps every container update the stub's crunch-run sends, and the built
+// recording proxy that timestamps every container update the stub's crunch-run sends, and the built
 // daemon (`arvados-dispatch-cloud run`) as a child process on the stub cloud. The daemon is
 // spawned, never imported: apps are not libraries.
 import { spawn } from "node:child_process";
@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import { generateEd25519KeyPair } from "@dispatch-cloud/cloud-driver-api";
 import { startContainerApi } from "@dispatch-cloud/container-api";
+import { startRecordingProxy } from "@dispatch-cloud/container-api/testing";
 import { sleep } from "./lib.js";
 
 const CLI = fileURLToPath(new URL("../../apps/dispatch-cloud/dist/cli.js", import.meta.url));
@@ -66,43 +67,21 @@ export async function startBenchCluster(o: ClusterOptions): Promise<BenchCluster
     systemRootToken: token,
     clusterId: "zzzzz",
   });
-  const target = new URL(api.url);
+  const proxy = await startRecordingProxy(api.url);
+  const controller = proxy.url;
+  // When each container was first set Running and Complete (successful updates only), kept up
+  // to date from the proxy's record as they are read.
   const running = new Map<string, number>();
   const complete = new Map<string, number>();
-  const proxy = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const fwd = http.request(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: target.host },
-        },
-        (up) => {
-          const m = /^\/arvados\/v1\/containers\/([a-z0-9-]+)$/.exec(req.url ?? "");
-          if (req.method === "PUT" && m?.[1] !== undefined && (up.statusCode ?? 0) < 300) {
-            const at = Date.now();
-            const state = /"state"\s*:\s*"(\w+)"/.exec(body.toString())?.[1];
-            if (state === "Running" && !running.has(m[1])) running.set(m[1], at);
-            if (state === "Complete" && !complete.has(m[1])) complete.set(m[1], at);
-          }
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      fwd.on("error", () => {
-        res.writeHead(502);
-        res.end();
-      });
-      fwd.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  const controller = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`;
+  let seen = 0;
+  const catchUp = (): void => {
+    for (; seen < proxy.updates.length; seen++) {
+      const u = proxy.updates[seen]!;
+      if (u.status >= 300) continue;
+      const first = u.state === "Running" ? running : u.state === "Complete" ? complete : null;
+      if (first !== null && !first.has(u.uuid)) first.set(u.uuid, u.at);
+    }
+  };
   const client = new ArvadosClient({ apiHost: controller, token });
 
   const port = await freePort();
@@ -164,8 +143,7 @@ export async function startBenchCluster(o: ClusterOptions): Promise<BenchCluster
     const stopped = await Promise.race([exited, sleep(15_000).then(() => undefined)]);
     if (stopped === undefined) daemon.kill("SIGKILL");
     await client.close();
-    proxy.closeAllConnections();
-    await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    await proxy.stop();
     await api.stop();
     rmSync(dir, { recursive: true, force: true });
   };
@@ -194,8 +172,14 @@ export async function startBenchCluster(o: ClusterOptions): Promise<BenchCluster
   return {
     client,
     pid: daemon.pid,
-    running,
-    complete,
+    get running() {
+      catchUp();
+      return running;
+    },
+    get complete() {
+      catchUp();
+      return complete;
+    },
     exitCode: () => exitCode,
     log: () => log,
     memory() {

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import { generateEd25519KeyPair } from "@dispatch-cloud/cloud-driver-api";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
+import { startRecordingProxy, type RecordedUpdate } from "@dispatch-cloud/container-api/testing";
 
 export const APP_DIR = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = path.join(APP_DIR, "dist/cli.js");
@@ -18,30 +19,6 @@ export const CLI = path.join(APP_DIR, "dist/cli.js");
 const newToken = (): string => `systemroot${randomBytes(16).toString("hex")}`;
 export const MANAGEMENT_TOKEN = "managementtoken0123456789abcdefghijklmnopqrs";
 export const CLUSTER = "zzzzz";
-
-/** One container update crunch-run (the stub's) sent, as the API answered it. */
-export interface RecordedUpdate {
-  readonly uuid: string;
-  readonly state: string | undefined;
-  readonly status: number;
-  readonly at: number;
-}
-
-/**
- * The `state` a container update sets, from a JSON body (the stub's simulated crunch-run) or a
- * form-encoded one with a JSON `container` parameter (the Arvados client, as crunch-run uses it).
- */
-function updatedState(body: Buffer, contentType: string | undefined): string | undefined {
-  try {
-    const container: unknown = contentType?.startsWith("application/x-www-form-urlencoded")
-      ? JSON.parse(new URLSearchParams(body.toString()).get("container") ?? "null")
-      : (JSON.parse(body.toString()) as { container?: unknown }).container;
-    const state = (container as { state?: unknown } | null)?.state;
-    return typeof state === "string" ? state : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The container API behind a proxy that records every container update it forwards. */
 export interface ApiPeer {
@@ -62,56 +39,18 @@ export async function startApiPeer(): Promise<ApiPeer> {
     systemRootToken: token,
     clusterId: CLUSTER,
   });
-  const target = new URL(api.url);
-  const updates: RecordedUpdate[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const fwd = http.request(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: target.host },
-        },
-        (up) => {
-          const m = /^\/arvados\/v1\/containers\/([a-z0-9-]+)(\?|$)/.exec(req.url ?? "");
-          if (req.method === "PUT" && m?.[1] !== undefined) {
-            updates.push({
-              uuid: m[1],
-              state: updatedState(body, req.headers["content-type"]),
-              status: up.statusCode ?? 0,
-              at: Date.now(),
-            });
-          }
-
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      fwd.on("error", () => {
-        res.writeHead(502);
-        res.end();
-      });
-      fwd.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const proxy = await startRecordingProxy(api.url);
+  const url = proxy.url;
   const client = new ArvadosClient({ apiHost: url, token });
   return {
     api,
     token,
     url,
-    updates,
+    updates: proxy.updates,
     client,
     async stop() {
       await client.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await proxy.stop();
       await api.stop();
     },
   };

@@ -63,3 +63,9 @@ export function seedContainer(store: Store, attrs: Row = {}): string {
 export function seedContainers(store: Store, n: number, make: (i: number) => Row): string[] {
   return store.tx(() => Array.from({ length: n }, (_, i) => seedContainer(store, make(i))));
 }
+
+export {
+  startRecordingProxy,
+  type RecordedUpdate,
+  type RecordingProxy,
+} from "./recording-proxy.js";
