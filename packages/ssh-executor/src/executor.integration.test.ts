@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { Readable } from "node:stream";
-import { utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   SshExecutorError,
@@ -10,7 +9,7 @@ import {
   type HostKeyVerdict,
   type Logger,
 } from "./index.js";
-import { startSshd, type Sshd } from "./testing/index.js";
+import { generateSshPrivateKey, startSshd, type Sshd } from "./testing/index.js";
 
 const SECRET = "s3cret-instance-value";
 
@@ -220,7 +219,7 @@ describe("against OpenSSH sshd", () => {
   });
 
   it("reports a key the server does not know as an authentication error", async () => {
-    const wrongKey = utils.generateKeyPairSync("ed25519").private;
+    const wrongKey = generateSshPrivateKey();
     const ex = executor(target(), { privateKey: wrongKey });
     try {
       const err = await rejection(ex.execute("true"));

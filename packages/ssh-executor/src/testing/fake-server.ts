@@ -35,9 +35,21 @@ export interface FakeSshServer {
   stop(): Promise<void>;
 }
 
+/**
+ * A fresh ed25519 private key (OpenSSH text) that ssh2 can read back. ssh2's generator writes a
+ * public key whose first byte is zero one byte short (about one key in 250), and its own parser
+ * then rejects the file, so draw again until the key parses.
+ */
+export function generateSshPrivateKey(): string {
+  for (;;) {
+    const key = utils.generateKeyPairSync("ed25519").private;
+    if (!(utils.parseKey(key) instanceof Error)) return key;
+  }
+}
+
 export async function startFakeSshServer(options: FakeSshServerOptions): Promise<FakeSshServer> {
-  const hostKey = utils.generateKeyPairSync("ed25519").private;
-  const privateKey = options.clientPrivateKey ?? utils.generateKeyPairSync("ed25519").private;
+  const hostKey = generateSshPrivateKey();
+  const privateKey = options.clientPrivateKey ?? generateSshPrivateKey();
   const parsedClient = utils.parseKey(privateKey);
   const parsedHost = utils.parseKey(hostKey);
   if (parsedClient instanceof Error || parsedHost instanceof Error)

@@ -1,6 +1,7 @@
 export { startSshd, type Sshd, type SshdOptions } from "./sshd.js";
 export {
   startFakeSshServer,
+  generateSshPrivateKey,
   type FakeExec,
   type FakeSshServer,
   type FakeSshServerOptions,
