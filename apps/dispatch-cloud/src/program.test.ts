@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
+import { bundledRunnerPath } from "./daemon/index.js";
 import { goStyleFlags, runCli } from "./program.js";
 
 const examples = path.resolve(import.meta.dirname, "../../../examples");
@@ -21,7 +22,9 @@ describe("config-check", () => {
   test("a usable config exits 0 with its warnings on stderr", async () => {
     const r = await run(["config-check", "--config", path.join(examples, "gpu-legacy-cuda.yml")]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe("");
+    expect(r.stdout).toBe(
+      `crunch-run on the VMs: "crunch-run" already on the image (Containers.CrunchRunCommand), nothing deployed: DeployRunnerBinary is /proc/self/exe (the default), which in Arvados deploys the dispatcher's own crunch-run; this dispatcher has none to deploy on a real cloud (to deploy the bundled runner anyway, set DeployRunnerBinary to ${bundledRunnerPath()})\n`,
+    );
     expect(r.stderr).toContain(
       "Clusters.zzzzz.InstanceTypes.g4dn.CUDA: deprecated section read as GPU",
     );

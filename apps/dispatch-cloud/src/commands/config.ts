@@ -1,5 +1,6 @@
 import { dumpConfig, loadConfig, type LoadResult } from "@dispatch-cloud/config";
 import type { Command } from "commander";
+import { bundledRunnerPath, runnerChoiceFor } from "../daemon/index.js";
 import { defaultConfigPath, type CommandContext } from "../io.js";
 
 const configHelp =
@@ -25,6 +26,9 @@ export function registerConfigCommands(program: Command, ctx: CommandContext): v
     .option("--config <file>", configHelp)
     .action(async (opts: { config?: string }) => {
       const result = await load(ctx, opts.config);
+      if (result.ok) {
+        ctx.io.stdout(`${runnerChoiceFor(result.config.cluster, bundledRunnerPath()).summary}\n`);
+      }
       ctx.setExitCode(result.ok ? 0 : 1);
     });
 

@@ -1,11 +1,9 @@
 export {
   DispatcherStartError,
-  SELF_EXE,
   VERSION,
   bundledRunnerPath,
   defaultDrivers,
   deriveInstanceSetId,
-  resolveRunnerBinary,
   runnerApiHost,
   startDispatcher,
   type Dispatcher,
@@ -13,3 +11,10 @@ export {
 } from "./dispatcher.js";
 export { NOT_ENABLED, chooseListenUrl, type ListenChoice } from "./listen-url.js";
 export { acquireInstanceLock, lockName } from "./lock.js";
+export {
+  SELF_EXE,
+  chooseRunner,
+  runnerChoiceFor,
+  type RunnerChoice,
+  type RunnerKind,
+} from "./runner-choice.js";

@@ -102,6 +102,11 @@ describe("restart after SIGKILL on loopback", () => {
   it("the runners outlive a SIGKILLed daemon", async () => {
     first = start();
     await waitListening(first);
+    // The start-up log says which runner the VMs run.
+    expect(first.logs().find((l) => l.msg.startsWith("crunch-run on the VMs: "))).toMatchObject({
+      Runner: "bundled",
+      DeployRunnerBinary: RUNNER,
+    });
     for (let i = 0; i < N; i++) {
       uuids.push(
         await submit(peer, ["sh", "-c", "echo start; sleep 10; echo end"], {
