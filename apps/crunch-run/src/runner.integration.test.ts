@@ -226,6 +226,28 @@ describe("crunch-run against the container API", () => {
 });
 
 describe("taking over from Arvados's crunch-run, and back", () => {
+  it("records a container process killed under it as Complete with 137, and frees the lock", async () => {
+    const command = ["sleep", "6018"];
+    onTestFinished(() => {
+      for (const pid of processesRunning(command)) process.kill(pid, "SIGKILL");
+    });
+    const uuid = await lockedContainer(command);
+    await crunchRun(
+      ["--detach", "--stdin-config", "--runtime-engine=process", uuid],
+      stdinConfig(),
+    );
+    await vi.waitFor(() => expect(processesRunning(command)).toHaveLength(1), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    for (const pid of processesRunning(command)) process.kill(pid, "SIGKILL");
+    expect(await finalState(uuid)).toMatchObject({ state: "Complete", exit_code: 137 });
+    await vi.waitFor(() => expect(goTryShared(lockPath(lockDir, uuid))).toBe("free"), {
+      timeout: 20_000,
+      interval: 50,
+    });
+  });
+
   it("lists and kills a runner that Go's crunch-run left, by its lock", async () => {
     const uuid = "zzzzz-dz642-00000000000000g";
     const holder = await goHolder(lockDir, uuid);
