@@ -163,16 +163,7 @@ describe("crunch-run against the container API", () => {
   });
 
   it("a SIGTERM while the runner starts stops it with a word, never silently", async () => {
-    const command = ["sleep", "6017"];
-    onTestFinished(() => {
-      for (const pid of processesRunning(command)) process.kill(pid, "SIGKILL");
-    });
-    const uuid = await lockedContainer(command);
-    const detached = await crunchRun(
-      ["--detach", "--stdin-config", "--runtime-engine=process", uuid],
-      stdinConfig(),
-    );
-    const { PID } = JSON.parse(detached.stdout) as { PID: number };
+    const { uuid, PID } = await detachLong(["sleep", "6016"]);
     process.kill(PID, "SIGTERM");
     await vi.waitFor(() => expect(isAlive(PID)).toBe(false), { timeout: 20_000, interval: 20 });
 
@@ -228,14 +219,7 @@ describe("crunch-run against the container API", () => {
 describe("taking over from Arvados's crunch-run, and back", () => {
   it("records a container process killed under it as Complete with 137, and frees the lock", async () => {
     const command = ["sleep", "6018"];
-    onTestFinished(() => {
-      for (const pid of processesRunning(command)) process.kill(pid, "SIGKILL");
-    });
-    const uuid = await lockedContainer(command);
-    await crunchRun(
-      ["--detach", "--stdin-config", "--runtime-engine=process", uuid],
-      stdinConfig(),
-    );
+    const { uuid } = await detachLong(command);
     await vi.waitFor(() => expect(processesRunning(command)).toHaveLength(1), {
       timeout: 20_000,
       interval: 50,
@@ -267,15 +251,7 @@ describe("taking over from Arvados's crunch-run, and back", () => {
 
   it("holds a lock Go's --list sees as running, then stale when only the container holds it", async () => {
     const command = ["sleep", "6017"];
-    onTestFinished(() => {
-      for (const pid of processesRunning(command)) process.kill(pid, "SIGKILL");
-    });
-    const uuid = await lockedContainer(command);
-    const detached = await crunchRun(
-      ["--detach", "--stdin-config", "--runtime-engine=process", uuid],
-      stdinConfig(),
-    );
-    const { PID } = JSON.parse(detached.stdout) as { PID: number };
+    const { uuid, PID } = await detachLong(command);
     await vi.waitFor(
       async () => expect((await client.containers.get(uuid)).state).toBe("Running"),
       { timeout: 20_000, interval: 50 },
@@ -308,6 +284,24 @@ describe("taking over from Arvados's crunch-run, and back", () => {
     expect(fs.existsSync(lockPath(lockDir, uuid))).toBe(false);
   });
 });
+
+/**
+ * A locked container running `command` (a sleep no other test runs) under a detached runner
+ * with the process engine; whatever is left of it is killed when the test ends.
+ */
+async function detachLong(command: string[]): Promise<{ uuid: string; PID: number }> {
+  onTestFinished(() => {
+    for (const pid of processesRunning(command)) process.kill(pid, "SIGKILL");
+  });
+  const uuid = await lockedContainer(command);
+  const detached = await crunchRun(
+    ["--detach", "--stdin-config", "--runtime-engine=process", uuid],
+    stdinConfig(),
+  );
+  expect(detached.code).toBe(0);
+  const { PID } = JSON.parse(detached.stdout) as { PID: number };
+  return { uuid, PID };
+}
 
 /** PIDs of processes whose command line is exactly `argv`. */
 function processesRunning(argv: readonly string[]): number[] {
