@@ -110,6 +110,8 @@ describe("restart after SIGKILL on loopback", () => {
     for (let i = 0; i < N; i++) {
       uuids.push(
         await submit(peer, ["sh", "-c", "echo start; sleep 10; echo end"], {
+          // What the bundled runner can run: an image by name (not from Keep), a tmp output.
+          container_image: "arvados/jobs",
           runtime_constraints: { vcpus: 1, ram: 64 << 20 },
           mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
           output_path: "/out",
