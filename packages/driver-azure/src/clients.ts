@@ -122,3 +122,14 @@ function parseJson(text: string | undefined): unknown {
     return undefined;
   }
 }
+
+/** Options for a long-running operation: the poll interval when set, and the caller's signal. */
+export function lroOptions(
+  pollIntervalMs: number | undefined,
+  signal?: AbortSignal,
+): { updateIntervalInMs?: number; abortSignal?: AbortSignal } {
+  return {
+    ...(pollIntervalMs === undefined ? {} : { updateIntervalInMs: pollIntervalMs }),
+    ...(signal === undefined ? {} : { abortSignal: signal }),
+  };
+}
