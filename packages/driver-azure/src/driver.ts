@@ -27,6 +27,7 @@ import {
   buildCredential,
   lroOptions,
   type AzureClients,
+  type TrustedCertificates,
 } from "./clients.js";
 import { CREATED_AT_TAG, DanglingResourceCollector } from "./collector.js";
 import { AzureDriverError } from "./errors.js";
@@ -43,6 +44,11 @@ export interface AzureDriverOptions {
   readonly clock?: Clock;
   /** How often to poll long-running operations; the SDK default when absent. */
   readonly pollIntervalMs?: number;
+  /**
+   * PEM CA certificates to trust instead of the system's, for the token endpoint and ARM
+   * (a private cloud's CA, or a test peer's self-signed certificate).
+   */
+  readonly caCertificates?: TrustedCertificates;
 }
 
 /** `Containers.CloudVMs.Driver: azure`. */
@@ -52,7 +58,8 @@ export function createAzureDriver(options: AzureDriverOptions = {}): DriverFacto
       credentialInjected: options.credential !== undefined,
     });
     const logger = context.logger;
-    const clients = buildClients(params, buildCredential(params, options.credential));
+    const ca = options.caCertificates;
+    const clients = buildClients(params, buildCredential(params, options.credential, ca), ca);
     const clock = options.clock ?? systemClock;
     let blob: ContainerClient | undefined;
     let blobServiceUrl = "";

@@ -9,5 +9,7 @@ export {
   type RequestMatch,
   type SeedVm,
 } from "./fake-arm.js";
+export { FakeAad, type FakeAadOptions, type TokenRequest } from "./fake-aad.js";
+export { selfSignedCertificate, type SelfSignedCertificate } from "./tls.js";
 export { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from "./azurite.js";
 export { fakeCredential, recordingLogger, type LogLine } from "./helpers.js";
