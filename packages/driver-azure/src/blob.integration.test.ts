@@ -2,6 +2,7 @@ import { ContainerClient, StorageSharedKeyCredential } from "@azure/storage-blob
 import {
   instanceSetId,
   type CreateRequest,
+  type Instance,
   type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
