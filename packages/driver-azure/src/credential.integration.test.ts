@@ -8,7 +8,7 @@ import {
   type CreateRequest,
   type InstanceSet,
 } from "@dispatch-cloud/cloud-driver-api";
-import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createAzureDriver, type AzureDriverOptions } from "./index.js";
 import {
@@ -28,18 +28,7 @@ const SET_ID = "zzzzz-cred";
 const RG = "zzzzz";
 
 const request: CreateRequest = {
-  instanceType: {
-    Name: "small",
-    ProviderType: "Standard_D2s_v3",
-    VCPUs: 2,
-    RAM: 8 << 30,
-    IncludedScratch: 0,
-    AddedScratch: 0,
-    Scratch: 0,
-    Price: 0.1,
-    Preemptible: false,
-    GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-  },
+  instanceType: testInstanceType({ ProviderType: "Standard_D2s_v3" }),
   imageId: "zzzzz-compute-v1",
   tags: { ArvadosInstanceSetID: SET_ID },
   initCommand: "true",

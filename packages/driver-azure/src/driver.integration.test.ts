@@ -7,7 +7,7 @@ import {
   type Instance,
   type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
-import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AzureDriverError,
@@ -25,19 +25,7 @@ const PREFIX = `compute-${SET_ID}-`;
 const START = Date.parse("2025-01-01T00:00:00Z");
 
 function instanceType(overrides: Partial<InstanceType> = {}): InstanceType {
-  return {
-    Name: "small",
-    ProviderType: "Standard_D2s_v3",
-    VCPUs: 2,
-    RAM: 8 << 30,
-    IncludedScratch: 16 << 30,
-    AddedScratch: 0,
-    Scratch: 16 << 30,
-    Price: 0.1,
-    Preemptible: false,
-    GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-    ...overrides,
-  };
+  return testInstanceType({ ProviderType: "Standard_D2s_v3", ...overrides });
 }
 
 function request(overrides: Partial<CreateRequest> = {}): CreateRequest {
