@@ -43,7 +43,10 @@ export interface AzureParameters {
   readonly TenantID: string;
   readonly CloudEnvironment: CloudEnvironment;
   readonly ResourceGroup: string;
-  /** Defaults to ResourceGroup. Managed images and the OS disks GC looks at live here. */
+  /**
+   * Defaults to ResourceGroup. Managed and gallery images live here. OS disks do not (Azure
+   * puts them beside their VM), but the disk collector looks here too for older leftovers.
+   */
   readonly ImageResourceGroup: string;
   readonly Location: string;
   readonly Network: string;
