@@ -4,7 +4,8 @@
 //   node packaging/measure-startup.mjs [RUNS] [COMMAND...]
 //
 // COMMAND defaults to the installed package's /usr/bin/arvados-dispatch-cloud; give
-// bin/arvados-dispatch-cloud to measure a checkout. Prints the medians of the wall time and of
+// bin/arvados-dispatch-cloud to measure a checkout. Each run also checks that the service
+// answers its health check and stops cleanly (exit 0). Prints the medians of the wall time and of
 // the CPU time the process had used by then (from /proc; steadier on a busy machine).
 import { generateKeyPairSync } from "node:crypto";
 import { spawn } from "node:child_process";
@@ -26,6 +27,7 @@ async function freePort() {
   return port;
 }
 
+const MANAGEMENT_TOKEN = "measurestartupmanagementtoken0123456789";
 const dir = mkdtempSync(path.join(tmpdir(), "measure-startup-"));
 const { privateKey } = generateKeyPairSync("rsa", {
   modulusLength: 2048,
@@ -48,7 +50,7 @@ async function once() {
       Clusters: {
         zzzzz: {
           SystemRootToken: "measurestartupsystemroottoken0123456789",
-          ManagementToken: "measurestartupmanagementtoken0123456789",
+          ManagementToken: MANAGEMENT_TOKEN,
           Services: {
             Controller: { ExternalURL: "http://127.0.0.1:9/" },
             DispatchCloud: { InternalURLs: { [`http://127.0.0.1:${port}/`]: {} } },
@@ -72,6 +74,11 @@ async function once() {
   }
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   const cpu = cpuMs(child.pid);
+  // Healthy too: the health check needs the runner the dispatcher deploys.
+  const ping = await fetch(`http://127.0.0.1:${port}/_health/ping`, {
+    headers: { Authorization: `Bearer ${MANAGEMENT_TOKEN}` },
+  });
+  if (ping.status !== 200) throw new Error(`/_health/ping: ${ping.status} ${await ping.text()}`);
   child.kill("SIGTERM");
   if ((await exited) !== 0) throw new Error(`${program} did not stop cleanly`);
   return { ms, cpu };
