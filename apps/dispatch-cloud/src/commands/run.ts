@@ -4,7 +4,7 @@ import { Writable } from "node:stream";
 import { loadConfig } from "@dispatch-cloud/config";
 import type { Command } from "commander";
 import { DispatcherStartError, startDispatcher } from "../daemon/index.js";
-import { defaultConfigPath, describeError, type CommandContext } from "../io.js";
+import { defaultConfigPath, describeError, type CliIo, type CommandContext } from "../io.js";
 import { createLogger, logFormat } from "../logger.js";
 import { notifyReady } from "../service/notify.js";
 
@@ -47,16 +47,15 @@ export interface DaemonOptions {
  * does), and stop cleanly on the stop signal. Returns the exit status: 0 after a clean stop,
  * 1 if it cannot start.
  */
-export async function runDaemon(ctx: CommandContext, options: DaemonOptions): Promise<number> {
+export async function runDaemon(io: CliIo, options: DaemonOptions): Promise<number> {
   try {
-    return await serve(ctx, options.configPath);
+    return await serve(io, options.configPath);
   } finally {
     await options.release?.();
   }
 }
 
-async function serve(ctx: CommandContext, path: string): Promise<number> {
-  const { io } = ctx;
+async function serve(io: CliIo, path: string): Promise<number> {
   const result = await loadConfig({ path, readStdin: io.readStdin });
   if (!result.ok) {
     io.stderr(
@@ -136,6 +135,6 @@ export function registerRunCommand(program: Command, ctx: CommandContext): void 
     )
     .action(async (opts: { config?: string }) => {
       const configPath = opts.config ?? defaultConfigPath(ctx.io.env);
-      ctx.setExitCode(await runDaemon(ctx, { configPath }));
+      ctx.setExitCode(await runDaemon(ctx.io, { configPath }));
     });
 }

@@ -1,5 +1,5 @@
 import { VERSION } from "../daemon/index.js";
-import { defaultConfigPath, describeError, type CliIo, type CommandContext } from "../io.js";
+import { defaultConfigPath, describeError, type CliIo } from "../io.js";
 import { commandNames, runCli } from "../program.js";
 import { runDaemon } from "../commands/run.js";
 import { EX_USAGE, parseServiceArgs } from "./flags.js";
@@ -61,8 +61,7 @@ export async function runArvadosCommand(
       io.stderr(`${prog}: -pprof ${flags.pprof}: ${describeError(err)}\n`);
     }
   }
-  const ctx: CommandContext = { io, setExitCode: () => undefined };
-  return runDaemon(ctx, {
+  return runDaemon(io, {
     configPath: flags.config,
     ...(release === undefined ? {} : { release }),
   });
