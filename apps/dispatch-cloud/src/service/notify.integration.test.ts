@@ -2,7 +2,6 @@
 // Debian's nodejs depends on), reading the sender's credentials as systemd does: READY=1 must
 // come from the daemon's main process, and only once the management API answers.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync } from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -63,9 +62,6 @@ describe("READY=1 on $NOTIFY_SOCKET", () => {
       token: "notifytesttoken0123456789abcdefghij",
       port: await freePort(),
     });
-    // Readable by the unprivileged user of the last case.
-    chmodSync(cfg.dir, 0o755);
-    chmodSync(cfg.path, 0o644);
   });
 
   afterAll(async () => {
@@ -119,6 +115,10 @@ describe("READY=1 on $NOTIFY_SOCKET", () => {
           "--reuid=65534",
           "--regid=65534",
           "--clear-groups",
+          // Let it read the checkout wherever it is (CAP_DAC_READ_SEARCH), still without the
+          // CAP_SYS_ADMIN that sending on another process's behalf needs.
+          "--inh-caps=+dac_read_search",
+          "--ambient-caps=+dac_read_search",
           "--",
           path.join(root, "bin/arvados-dispatch-cloud"),
           "-config",
