@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a checkout on a fresh Debian machine with Node 20 and npm: the pinned pnpm, the
 # workspace's dependencies, and a build. With --test-peers, also the programs the integration
-# tests talk to (OpenSSH's sshd, the moto EC2 server). Safe to run again; it skips what is done.
+# tests talk to (OpenSSH's sshd, PostgreSQL, the moto EC2 server). Safe to run again; it skips
+# what is done.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$repo"
@@ -9,10 +10,14 @@ cd "$repo"
 step() { printf '==> %s\n' "$*"; }
 
 if [ "${1:-}" = "--test-peers" ]; then
-  if ! dpkg -s openssh-server >/dev/null 2>&1; then
-    step "installing Debian packages for the test peers (openssh-server)"
+  # The tests start their own servers (a private sshd, a throwaway PostgreSQL cluster), so the
+  # packages' own services are not needed.
+  missing=()
+  for p in openssh-server postgresql; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "installing Debian packages for the test peers (${missing[*]})"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   if [ -x scripts/peers/moto.sh ]; then
     step "installing the moto EC2 server"
