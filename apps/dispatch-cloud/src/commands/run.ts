@@ -3,7 +3,7 @@ import { readFile, stat } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { loadConfig } from "@dispatch-cloud/config";
 import type { Command } from "commander";
-import { DispatcherStartError, startDispatcher } from "../daemon/index.js";
+import { DispatcherStartError, databasePasswords, startDispatcher } from "../daemon/index.js";
 import { defaultConfigPath, describeError, type CommandContext } from "../io.js";
 import { createLogger, logFormat } from "../logger.js";
 
@@ -67,6 +67,7 @@ export function registerRunCommand(program: Command, ctx: CommandContext): void 
         cluster.SystemRootToken,
         cluster.ManagementToken,
         ...(result.config.dispatchKey === null ? [] : [result.config.dispatchKey.text]),
+        ...databasePasswords(cluster.PostgreSQL.Connection),
       ];
       const logger = createLogger({
         level: cluster.SystemLogs.LogLevel,
@@ -91,8 +92,16 @@ export function registerRunCommand(program: Command, ctx: CommandContext): void 
           logger,
           ...(serviceInternalUrl === undefined ? {} : { serviceInternalUrl }),
           ...(await configFingerprint(path)),
+          ...(io.stopSignal === undefined ? {} : { signal: io.stopSignal }),
         });
       } catch (err) {
+        if (io.stopSignal?.aborted === true) {
+          // Asked to stop while waiting for the dispatch lock: a clean stop.
+          logger.info({}, "stopped before the dispatch lock was ours");
+          ctx.setExitCode(0);
+          await new Promise<void>((resolve) => stream.end(resolve));
+          return;
+        }
         // Start-up errors are for the operator: one line, no stack.
         logger.error(
           { error: describeError(err) },

@@ -9,6 +9,7 @@ import {
   type DriverRegistry,
   type InstanceSetId,
 } from "@dispatch-cloud/cloud-driver-api";
+import { RETRY_MS } from "@dispatch-cloud/cluster-lock";
 import type { LoadedConfig } from "@dispatch-cloud/config";
 import type { ContainerQueue } from "@dispatch-cloud/container-queue";
 import { createAzureDriver } from "@dispatch-cloud/driver-azure";
@@ -19,14 +20,13 @@ import type { Scheduler } from "@dispatch-cloud/scheduler";
 import type { WorkerPool } from "@dispatch-cloud/worker-pool";
 import { Registry } from "prom-client";
 import type { Logger } from "../logger.js";
-import { acquireInstanceLock, type InstanceLock } from "./lock.js";
+import { sessionPorts } from "./adapters.js";
+import { dispatchLock, type DispatchLockOptions } from "./dispatch-lock.js";
+import { LockFollower } from "./lock-follower.js";
+import { startSession } from "./session.js";
 import {
-  checkRunner,
   controllerClient,
-  createPool,
-  createScheduling,
   decoratedInstanceSet,
-  fail,
   instanceTypes,
   listenChoice,
   lookupDriver,
@@ -113,6 +113,10 @@ export interface DispatcherOptions {
   readonly configSha256?: string;
   /** When the config file was last modified, ms since the epoch. */
   readonly configSourceTime?: number;
+  /** Aborting it gives up waiting for the dispatch lock (start-up then rejects). */
+  readonly signal?: AbortSignal;
+  /** Time and retry period for the dispatch lock (default real time, Arvados's 5 s). */
+  readonly lock?: DispatchLockOptions;
 }
 
 export interface Dispatcher {
@@ -121,9 +125,14 @@ export interface Dispatcher {
   /** Where the management API is actually bound (`http://host:port/`). */
   readonly listenUrl: string;
   readonly instanceSetId: InstanceSetId;
+  /** The running session's pool, queue and scheduler (the last one's while the lock is lost). */
   readonly pool: WorkerPool;
   readonly queue: ContainerQueue;
   readonly scheduler: Scheduler;
+  /** False while the dispatch lock is lost: nothing is scheduled, created or started. */
+  readonly dispatching: boolean;
+  /** Called whenever dispatching stops or resumes; returns the unsubscribe. */
+  onDispatchingChange(listener: () => void): () => void;
   readonly client: ArvadosClient;
   readonly registry: Registry;
   /**
@@ -135,7 +144,8 @@ export interface Dispatcher {
 
 /**
  * Starts a dispatcher from a loaded config: the start-up sequence of dispatcher spec §1.2, one
- * named step at a time. Resolves once the management API listens and the scheduler runs;
+ * named step at a time. Waits for the dispatch lock first (logging who holds it), and resolves
+ * only once the management API listens and the scheduler runs;
  * rejects with a DispatcherStartError (message for the operator) when it cannot start, having
  * undone whatever it had started.
  */
@@ -172,47 +182,43 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     });
     started.add("instance set", () => instanceSet.stop());
 
-    // 4d: one dispatcher per InstanceSetID on this host (Arvados: PostgreSQL advisory lock).
-    const locked = await acquireInstanceLock(id);
-    if (!locked.ok) fail(locked.error);
-    const lock: InstanceLock = locked.lock;
+    // 4d: the dispatch lock. Nothing below runs, and nothing listens, until it is ours.
+    const lock = dispatchLock(loaded, id, logger, options.lock);
     started.add("lock", () => lock.release());
-
     const bundledRunner = options.runnerBinaryPath ?? bundledRunnerPath();
     const runnerBinary = resolveRunnerBinary(vms.DeployRunnerBinary, bundledRunner);
-    const pool = createPool({
-      loaded,
-      key,
-      id,
-      types,
-      instanceSet,
-      runnerBinary,
-      bundledRunner,
-      apiHost: runnerApiHost(controllerUrl),
-      registry,
+    const follower = new LockFollower({
+      lock,
       logger,
-      clock,
+      clock: options.lock?.clock ?? systemClock,
+      retryMs: options.lock?.retryMs ?? RETRY_MS,
+      startSession: () =>
+        startSession({
+          loaded,
+          key,
+          id,
+          types,
+          instanceSet,
+          client,
+          runnerBinary,
+          bundledRunner,
+          apiHost: runnerApiHost(controllerUrl),
+          registry,
+          logger,
+          clock,
+        }),
     });
-    started.add("worker pool", () => pool.stop());
-    const health = await checkRunner(pool, runnerBinary, bundledRunner);
-    pool.start();
-
-    const { queue, scheduler } = createScheduling({
-      cluster,
-      types,
-      client,
-      pool,
-      registry,
-      logger,
-    });
+    // 4e–g and 5: pool, queue and scheduler.
+    const first = await follower.begin(options.signal);
+    started.add("dispatching", () => follower.stop());
 
     const { server, listenUrl } = await serveManagementApi({
       cluster,
       listenAt,
-      queue,
-      scheduler,
-      pool,
-      health,
+      ports: sessionPorts(
+        () => follower.current(),
+        () => follower.pausedBecause,
+      ),
       registry,
       logger,
     });
@@ -223,14 +229,13 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     );
 
     // Step 7: run.
-    scheduler.start();
+    first.scheduler.start();
 
     let stopping: Promise<void> | undefined;
     const stop = async (): Promise<void> => {
       logger.info({}, "stopping");
       // Arvados's order: scheduler, pool, instance set, HTTP server, lock.
-      await runLogged(logger, "scheduler", () => scheduler.stop());
-      await runLogged(logger, "worker pool", () => pool.stop());
+      await runLogged(logger, "dispatching", () => follower.stop());
       await runLogged(logger, "instance set", () => instanceSet.stop());
       await runLogged(logger, "management API", () => server.close());
       await runLogged(logger, "lock", () => lock.release());
@@ -241,9 +246,19 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
       url: url.href,
       listenUrl,
       instanceSetId: id,
-      pool,
-      queue,
-      scheduler,
+      get pool() {
+        return follower.latest().pool;
+      },
+      get queue() {
+        return follower.latest().queue;
+      },
+      get scheduler() {
+        return follower.latest().scheduler;
+      },
+      get dispatching() {
+        return follower.dispatching;
+      },
+      onDispatchingChange: (listener) => follower.onChange(listener),
       client,
       registry,
       stop() {

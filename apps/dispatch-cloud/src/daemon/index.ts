@@ -13,3 +13,4 @@ export {
 } from "./dispatcher.js";
 export { NOT_ENABLED, chooseListenUrl, type ListenChoice } from "./listen-url.js";
 export { acquireInstanceLock, lockName } from "./lock.js";
+export { databasePasswords } from "./dispatch-lock.js";

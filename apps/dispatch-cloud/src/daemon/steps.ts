@@ -27,19 +27,18 @@ import {
   localhostInstanceType,
   validateLoopbackInstanceTypes,
 } from "@dispatch-cloud/driver-loopback";
-import { createManagementApp, listen, type ListeningServer } from "@dispatch-cloud/http-api";
+import {
+  createManagementApp,
+  listen,
+  type ListeningServer,
+  type ManagementPorts,
+} from "@dispatch-cloud/http-api";
 import { Scheduler } from "@dispatch-cloud/scheduler";
 import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
 import { WorkerPool, type WorkerPoolConfig } from "@dispatch-cloud/worker-pool";
 import { Gauge, type Registry } from "prom-client";
 import type { Logger } from "../logger.js";
-import {
-  containersView,
-  metricsSource,
-  poolHealth,
-  schedulerPoolPort,
-  schedulerQueuePort,
-} from "./adapters.js";
+import { metricsSource, schedulerPoolPort, schedulerQueuePort } from "./adapters.js";
 import { bindAddress, chooseListenUrl, type ListenChoice } from "./listen-url.js";
 
 /** A start-up failure: the message is for the operator, printed as is (no stack). */
@@ -337,10 +336,7 @@ export function createScheduling(o: SchedulingOptions): {
 export interface ManagementApiOptions {
   readonly cluster: ClusterConfig;
   readonly listenAt: URL;
-  readonly queue: ContainerQueue;
-  readonly scheduler: Scheduler;
-  readonly pool: WorkerPool;
-  readonly health: { ok: true } | { ok: false; error: string };
+  readonly ports: ManagementPorts;
   readonly registry: Registry;
   readonly logger: Logger;
 }
@@ -351,11 +347,7 @@ export async function serveManagementApi(
 ): Promise<{ server: ListeningServer; listenUrl: string }> {
   const app = createManagementApp({
     managementToken: o.cluster.ManagementToken,
-    ports: {
-      scheduler: containersView(o.scheduler, () => o.queue.entries().threshold.getTime() > 0),
-      pool: o.pool,
-      health: poolHealth(o.pool, o.health),
-    },
+    ports: o.ports,
     registry: metricsSource(o.registry),
     logger: o.logger.child({ Component: "management-api" }),
   });

@@ -9,7 +9,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
-import { generateEd25519KeyPair } from "@dispatch-cloud/cloud-driver-api";
+import {
+  createDriverRegistry,
+  generateEd25519KeyPair,
+  type DriverRegistry,
+  type InstanceSet,
+} from "@dispatch-cloud/cloud-driver-api";
+import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { startRecordingProxy, type RecordedUpdate } from "@dispatch-cloud/container-api/testing";
 
@@ -280,4 +286,33 @@ export async function submit(
   const uuid = (cr as { container_uuid?: string | null }).container_uuid;
   if (typeof uuid !== "string") throw new Error("container request got no container");
   return uuid;
+}
+
+/**
+ * One stub cloud for several in-process dispatchers in turn: its fake VMs live in this process,
+ * and a dispatcher's stop must not stop the cloud itself (the next one adopts its VMs).
+ */
+export function sharedStubCloud(): {
+  readonly drivers: DriverRegistry;
+  /** The cloud's instance set once a dispatcher has made it. */
+  set(): InstanceSet | undefined;
+  stop(): Promise<void>;
+} {
+  let cloud: StubCloud | undefined;
+  let shared: InstanceSet | undefined;
+  const drivers = createDriverRegistry({
+    stub: async (ctx) => {
+      if (shared === undefined) {
+        const real = await createStubDriver({ onCloud: (c) => (cloud = c) })(ctx);
+        shared = {
+          create: (req, signal) => real.create(req, signal),
+          instances: (filter, signal) => real.instances(filter, signal),
+          instanceQuotaGroup: (type) => real.instanceQuotaGroup(type),
+          stop: () => Promise.resolve(),
+        };
+      }
+      return shared;
+    },
+  });
+  return { drivers, set: () => shared, stop: async () => cloud?.stop() };
 }

@@ -1,0 +1,80 @@
+import type { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import type { InstanceSet, InstanceSetId, InstanceType } from "@dispatch-cloud/cloud-driver-api";
+import type { DispatchKey, LoadedConfig } from "@dispatch-cloud/config";
+import type { ContainerQueue } from "@dispatch-cloud/container-queue";
+import type { Scheduler } from "@dispatch-cloud/scheduler";
+import type { WorkerPool } from "@dispatch-cloud/worker-pool";
+import type { Registry } from "prom-client";
+import type { Clock } from "@dispatch-cloud/cloud-driver-api";
+import type { Logger } from "../logger.js";
+import { checkRunner, createPool, createScheduling } from "./steps.js";
+import { runLogged } from "./teardown.js";
+
+/**
+ * What runs only while this dispatcher holds the dispatch lock: the worker pool, the container
+ * queue and the scheduler (steps 4e–g and 5). Losing the lock stops a session as a normal stop
+ * does (no VM destroyed, no container killed); getting it back starts a new one, which adopts
+ * the VMs and running containers again, as a restarted dispatcher would.
+ */
+export interface Session {
+  readonly pool: WorkerPool;
+  readonly queue: ContainerQueue;
+  readonly scheduler: Scheduler;
+  /** The runner check's answer at start (the management API serves it until the next one). */
+  readonly health: { ok: true } | { ok: false; error: string };
+  /** Scheduler, then pool; then forgets the session's metrics so a new session can register. */
+  stop(): Promise<void>;
+}
+
+export interface SessionOptions {
+  readonly loaded: LoadedConfig;
+  readonly key: DispatchKey;
+  readonly id: InstanceSetId;
+  readonly types: readonly InstanceType[];
+  readonly instanceSet: InstanceSet;
+  readonly client: ArvadosClient;
+  readonly runnerBinary: string;
+  readonly bundledRunner: string;
+  readonly apiHost: string;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+/** Builds a session (the scheduler not started yet); undoes itself if a step fails. */
+export async function startSession(o: SessionOptions): Promise<Session> {
+  const before = new Set(o.registry.getMetricsAsArray().map((m) => m.name));
+  const forgetMetrics = (): void => {
+    for (const m of o.registry.getMetricsAsArray()) {
+      if (!before.has(m.name)) o.registry.removeSingleMetric(m.name);
+    }
+  };
+  const pool = createPool(o);
+  try {
+    const health = await checkRunner(pool, o.runnerBinary, o.bundledRunner);
+    pool.start();
+    const { queue, scheduler } = createScheduling({
+      cluster: o.loaded.cluster,
+      types: o.types,
+      client: o.client,
+      pool,
+      registry: o.registry,
+      logger: o.logger,
+    });
+    return {
+      pool,
+      queue,
+      scheduler,
+      health,
+      async stop() {
+        await runLogged(o.logger, "scheduler", () => scheduler.stop());
+        await runLogged(o.logger, "worker pool", () => pool.stop());
+        forgetMetrics();
+      },
+    };
+  } catch (err) {
+    await runLogged(o.logger, "worker pool", () => pool.stop());
+    forgetMetrics();
+    throw err;
+  }
+}
