@@ -1,5 +1,6 @@
 // The admin CLI (instance list/hold/drain/run/kill) against the daemon, bad management requests,
 // and the daemon's start-up refusals: all with the built CLI as child processes.
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   MANAGEMENT_TOKEN,
@@ -227,7 +228,7 @@ describe("daemon start-up", () => {
     await peer?.stop();
   });
 
-  it("refuses a second dispatcher for the same InstanceSetID, and stops cleanly on SIGTERM", async () => {
+  it("refuses a second dispatcher for the same InstanceSetID, and stops cleanly on SIGTERM even with a half-sent request open", async () => {
     const a = writeConfig({ controllerUrl: peer.url, token: peer.token, port: await freePort() });
     const b = writeConfig({ controllerUrl: peer.url, token: peer.token, port: await freePort() });
     const first = startDaemon(a.path);
@@ -239,6 +240,17 @@ describe("daemon start-up", () => {
         `another dispatcher (process ${first.child.pid}) already runs for InstanceSetID`,
       );
       expect(second.stderr).not.toMatch(/\n\s+at /);
+      // A client that never finishes its request headers must not hold up the stop.
+      const url = new URL(a.url);
+      const half = net.connect(Number(url.port), url.hostname);
+      half.on("error", () => undefined);
+      await new Promise<void>((r) => half.once("connect", () => r()));
+      half.write("GET /_health/ping HTTP/1.1\r\nHost: x\r\n");
+      const t0 = Date.now();
+      expect(await first.stop()).toBe(0);
+      // Without closing such connections the stop waits for Node's 60 s headers timeout.
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      half.destroy();
     } finally {
       expect(await first.stop()).toBe(0);
       a.cleanup();
