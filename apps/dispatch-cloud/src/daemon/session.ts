@@ -43,11 +43,15 @@ export interface SessionOptions {
 
 /** Builds a session (the scheduler not started yet); undoes itself if a step fails. */
 export async function startSession(o: SessionOptions): Promise<Session> {
-  const before = new Set(o.registry.getMetricsAsArray().map((m) => m.name));
+  // The metrics this session registers: those new by the time it is built (or has failed).
+  const names = (): Set<string> => new Set(o.registry.getMetricsAsArray().map((m) => m.name));
+  const before = names();
+  let mine: string[] = [];
+  const claimMetrics = (): void => {
+    mine = [...names()].filter((n) => !before.has(n));
+  };
   const forgetMetrics = (): void => {
-    for (const m of o.registry.getMetricsAsArray()) {
-      if (!before.has(m.name)) o.registry.removeSingleMetric(m.name);
-    }
+    for (const n of mine) o.registry.removeSingleMetric(n);
   };
   const pool = createPool(o);
   try {
@@ -61,6 +65,7 @@ export async function startSession(o: SessionOptions): Promise<Session> {
       registry: o.registry,
       logger: o.logger,
     });
+    claimMetrics();
     return {
       pool,
       queue,
@@ -74,6 +79,7 @@ export async function startSession(o: SessionOptions): Promise<Session> {
     };
   } catch (err) {
     await runLogged(o.logger, "worker pool", () => pool.stop());
+    claimMetrics();
     forgetMetrics();
     throw err;
   }

@@ -350,6 +350,14 @@ export async function serveManagementApi(
     ports: o.ports,
     registry: metricsSource(o.registry),
     logger: o.logger.child({ Component: "management-api" }),
+    service: {
+      registry: o.registry,
+      limits: {
+        maxConcurrent: o.cluster.API.MaxConcurrentRequests,
+        maxQueue: o.cluster.API.MaxQueuedRequests,
+        maxQueueTimeForMinPriorityMs: o.cluster.API.MaxQueueTimeForLockRequests,
+      },
+    },
   });
   const { host, port } = bindAddress(o.listenAt);
   let server: ListeningServer;

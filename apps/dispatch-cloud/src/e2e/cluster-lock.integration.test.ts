@@ -203,6 +203,10 @@ describe("cluster-wide dispatch lock", () => {
     await clockB.advance(RETRY_MS);
     await resumed;
     expect(linesB.join("\n")).toContain('"msg":"resumed dispatching');
+    // The new session's metrics replace the old one's; the framework's stay.
+    const metrics = (await mgmt(urlB, "metrics")).body;
+    expect(metrics).toContain("\narvados_dispatchcloud_containers_running ");
+    expect(metrics).toContain("\narvados_max_active_request_age_seconds ");
     await vi.waitFor(async () => expect(await state(uuid)).toBe("Complete"), {
       timeout: 20_000,
       interval: 100,
