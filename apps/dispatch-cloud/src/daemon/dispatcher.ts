@@ -12,10 +12,14 @@ import {
 import { RETRY_MS } from "@dispatch-cloud/cluster-lock";
 import type { LoadedConfig } from "@dispatch-cloud/config";
 import type { ContainerQueue } from "@dispatch-cloud/container-queue";
-import { createAzureDriver } from "@dispatch-cloud/driver-azure";
-import { createEc2Driver } from "@dispatch-cloud/driver-ec2";
+import {
+  AZURE_PARAMETER_KEYS,
+  createAzureDriver,
+  readParameters as readAzureParameters,
+} from "@dispatch-cloud/driver-azure";
+import { ec2Driver } from "@dispatch-cloud/driver-ec2";
 import { loopbackDriver } from "@dispatch-cloud/driver-loopback";
-import { stubDriver } from "@dispatch-cloud/driver-stub";
+import { stubDriverDefinition } from "@dispatch-cloud/driver-stub";
 import type { Scheduler } from "@dispatch-cloud/scheduler";
 import type { WorkerPool } from "@dispatch-cloud/worker-pool";
 import { Registry } from "prom-client";
@@ -52,13 +56,18 @@ export function bundledRunnerPath(): string {
   return fileURLToPath(new URL("../../../crunch-run/dist/crunch-run.cjs", import.meta.url));
 }
 
-/** Every driver `Containers.CloudVMs.Driver` may name. */
+/** Every driver `Containers.CloudVMs.Driver` may name, with the parameters each reads. */
 export function defaultDrivers(): DriverRegistry {
   return createDriverRegistry({
-    ec2: createEc2Driver,
-    azure: createAzureDriver(),
-    loopback: loopbackDriver,
-    stub: stubDriver,
+    ec2: ec2Driver,
+    azure: {
+      create: createAzureDriver(),
+      parameterKeys: AZURE_PARAMETER_KEYS,
+      parseParameters: (p) => readAzureParameters(p, { credentialInjected: false }),
+    },
+    // Arvados's loopback driver reads no DriverParameters either.
+    loopback: { create: loopbackDriver, parameterKeys: [], parseParameters: () => undefined },
+    stub: stubDriverDefinition,
   });
 }
 
