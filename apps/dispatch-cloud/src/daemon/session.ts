@@ -1,13 +1,8 @@
 import type { ArvadosClient } from "@dispatch-cloud/arvados-client";
-import type { InstanceSet, InstanceSetId, InstanceType } from "@dispatch-cloud/cloud-driver-api";
-import type { DispatchKey, LoadedConfig } from "@dispatch-cloud/config";
 import type { ContainerQueue } from "@dispatch-cloud/container-queue";
 import type { Scheduler } from "@dispatch-cloud/scheduler";
 import type { WorkerPool } from "@dispatch-cloud/worker-pool";
-import type { Registry } from "prom-client";
-import type { Clock } from "@dispatch-cloud/cloud-driver-api";
-import type { Logger } from "../logger.js";
-import { checkRunner, createPool, createScheduling } from "./steps.js";
+import { checkRunner, createPool, createScheduling, type PoolOptions } from "./steps.js";
 import { runLogged } from "./teardown.js";
 
 /**
@@ -26,19 +21,8 @@ export interface Session {
   stop(): Promise<void>;
 }
 
-export interface SessionOptions {
-  readonly loaded: LoadedConfig;
-  readonly key: DispatchKey;
-  readonly id: InstanceSetId;
-  readonly types: readonly InstanceType[];
-  readonly instanceSet: InstanceSet;
+export interface SessionOptions extends PoolOptions {
   readonly client: ArvadosClient;
-  readonly runnerBinary: string;
-  readonly bundledRunner: string;
-  readonly apiHost: string;
-  readonly registry: Registry;
-  readonly logger: Logger;
-  readonly clock: Clock;
 }
 
 /** Builds a session (the scheduler not started yet); undoes itself if a step fails. */

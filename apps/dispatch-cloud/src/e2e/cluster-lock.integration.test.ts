@@ -5,18 +5,16 @@
 // clock, so "one retry period" is exactly that.
 import { readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { Writable } from "node:stream";
 import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
 import { DISPATCH_LOCK_KEY, RETRY_MS } from "@dispatch-cloud/cluster-lock";
 import { startPostgres, type PostgresServer } from "@dispatch-cloud/cluster-lock/testing";
-import { loadConfig } from "@dispatch-cloud/config";
 import { seedContainer } from "@dispatch-cloud/container-api/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDispatcher, type Dispatcher } from "../daemon/index.js";
-import { createLogger } from "../logger.js";
 import {
   CLUSTER,
   freePort,
+  loadForTest,
   mgmt,
   sharedStubCloud,
   startApiPeer,
@@ -65,20 +63,9 @@ describe("cluster-wide dispatch lock", () => {
     lines: string[],
     signal?: AbortSignal,
   ) {
-    const loaded = await loadConfig({ path: cfg.path });
-    if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.text).join("\n"));
-    const logger = createLogger({
-      level: "info",
-      format: "json",
-      stream: new Writable({
-        write(chunk: Buffer, _e, done) {
-          lines.push(...chunk.toString().split("\n").filter(Boolean));
-          done();
-        },
-      }),
-    });
+    const { config, logger } = await loadForTest(cfg.path, lines);
     const d = await startDispatcher({
-      config: loaded.config,
+      config,
       logger,
       drivers: cloud.drivers,
       serviceInternalUrl: internalUrl,

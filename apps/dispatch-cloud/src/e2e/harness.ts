@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import {
@@ -15,9 +16,11 @@ import {
   type DriverRegistry,
   type InstanceSet,
 } from "@dispatch-cloud/cloud-driver-api";
+import { loadConfig, type LoadedConfig } from "@dispatch-cloud/config";
 import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { startRecordingProxy, type RecordedUpdate } from "@dispatch-cloud/container-api/testing";
+import { createLogger, type Logger } from "../logger.js";
 
 export const APP_DIR = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = path.join(APP_DIR, "dist/cli.js");
@@ -315,4 +318,24 @@ export function sharedStubCloud(): {
     },
   });
   return { drivers, set: () => shared, stop: async () => cloud?.stop() };
+}
+
+/** Loads a test config and a JSON-lines logger that appends each line to `lines`. */
+export async function loadForTest(
+  configPath: string,
+  lines: string[],
+): Promise<{ config: LoadedConfig; logger: Logger }> {
+  const loaded = await loadConfig({ path: configPath });
+  if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.text).join("\n"));
+  const logger = createLogger({
+    level: "info",
+    format: "json",
+    stream: new Writable({
+      write(chunk: Buffer, _e, done) {
+        lines.push(...chunk.toString().split("\n").filter(Boolean));
+        done();
+      },
+    }),
+  });
+  return { config: loaded.config, logger };
 }

@@ -1,14 +1,12 @@
 // Restart: a dispatcher stops while containers run and a new one takes over the same cloud. The
 // stub cloud lives in the dispatcher's process (its fake VMs would die with a SIGKILLed child),
 // so this runs two dispatchers in-process, one after the other, over one shared stub cloud.
-import { Writable } from "node:stream";
-import { loadConfig } from "@dispatch-cloud/config";
 import { seedContainer } from "@dispatch-cloud/container-api/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDispatcher, type Dispatcher } from "../daemon/index.js";
-import { createLogger } from "../logger.js";
 import {
   freePort,
+  loadForTest,
   sharedStubCloud,
   startApiPeer,
   writeConfig,
@@ -41,19 +39,8 @@ describe("restart", () => {
   });
 
   async function start(): Promise<Dispatcher> {
-    const loaded = await loadConfig({ path: cfg.path });
-    if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.text).join("\n"));
-    const logger = createLogger({
-      level: "info",
-      format: "json",
-      stream: new Writable({
-        write(chunk: Buffer, _e, done) {
-          lines.push(...chunk.toString().split("\n").filter(Boolean));
-          done();
-        },
-      }),
-    });
-    return startDispatcher({ config: loaded.config, logger, drivers: cloud.drivers });
+    const { config, logger } = await loadForTest(cfg.path, lines);
+    return startDispatcher({ config, logger, drivers: cloud.drivers });
   }
 
   it("adopts running VMs and containers: all complete, none started twice, no VM leaked", async () => {
