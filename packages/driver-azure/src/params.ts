@@ -98,6 +98,7 @@ export const AZURE_PARAMETER_KEYS = [
   "DeleteDanglingResourcesAfter",
   "AdminUsername",
   "ResourceManagerEndpoint",
+  "ActiveDirectoryEndpoint",
   "StorageBlobEndpoint",
 ] as const;
 
