@@ -25,6 +25,7 @@ import type { WorkerPool } from "@dispatch-cloud/worker-pool";
 import { Registry } from "prom-client";
 import type { Logger } from "../logger.js";
 import { sessionPorts } from "./adapters.js";
+import { checkDispatcherConfig } from "./config-check.js";
 import { dispatchLock, type DispatchLockOptions } from "./dispatch-lock.js";
 import { LockFollower } from "./lock-follower.js";
 import { startSession } from "./session.js";
@@ -179,7 +180,11 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
 
     const id = deriveInstanceSetId(cluster.SystemRootToken);
     const key = requireDispatchKey(loaded);
-    const factory = lookupDriver(options.drivers ?? defaultDrivers(), vms.Driver);
+    const drivers = options.drivers ?? defaultDrivers();
+    const factory = lookupDriver(drivers, vms.Driver);
+    // What config-check warns about (a DriverParameters key the driver never reads, an unused
+    // database keyword) is worth a line at start too; errors stop the steps below anyway.
+    for (const w of checkDispatcherConfig(loaded, drivers).warnings) logger.warn({}, w);
     const types = instanceTypes(cluster);
     const instanceSet = await decoratedInstanceSet({
       cluster,

@@ -34,7 +34,7 @@ describe("admin CLI and management API", () => {
       token: peer.token,
       port: await freePort(),
       // Long enough for the CLI (a node process each) to see it running, on a busy machine too.
-      driverParameters: { ContainerRunTime: "15s" },
+      driverParameters: { ContainerRunTime: "15s", NoSuchKnob: 1 },
     });
     daemon = startDaemon(cfg.path, { ARVADOS_API_TOKEN: "ignored-by-the-daemon" });
     await waitListening(daemon);
@@ -51,6 +51,12 @@ describe("admin CLI and management API", () => {
       daemon.logs().some((l) => l.level === "warning" && l.msg.includes("ARVADOS_API_TOKEN")),
     ).toBe(true);
     expect(daemon.stderr()).not.toContain("ignored-by-the-daemon");
+  });
+
+  it("warns at start about a DriverParameters key the driver never reads", () => {
+    expect(daemon.logs().map((l) => l.msg)).toContain(
+      "deprecated or unknown config entry: Clusters.zzzzz.Containers.CloudVMs.DriverParameters.NoSuchKnob (the stub driver does not read it)",
+    );
   });
 
   it("lists, holds, drains, runs and kills instances", async () => {
