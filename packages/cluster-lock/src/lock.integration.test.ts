@@ -153,4 +153,27 @@ describe("ClusterLock against PostgreSQL", () => {
     expect(await acquiring).toBe(false);
     await other.end();
   });
+
+  it("keeps trying, and says why once, when it cannot connect (here: a missing CA file)", async () => {
+    const clock = new ManualClock(0);
+    const log: LogEntry[] = [];
+    const lock = new ClusterLock({
+      settings: { ...settings, sslMode: "verify-full", sslRootCert: "/nonexistent/ca.pem" },
+      clock,
+      logger: recordingLogger(log),
+      applicationName: "t",
+    });
+    const abort = new AbortController();
+    const acquiring = lock.acquire(() => undefined, abort.signal);
+    await clock.waitForSleepers(1);
+    await clock.advance(RETRY_MS);
+    await clock.waitForSleepers(1);
+    expect(log.map((l) => l.msg)).toEqual([
+      expect.stringMatching(
+        /^cannot take the cluster lock 10005 on 127\.0\.0\.1:\d+: ENOENT: .*\/nonexistent\/ca\.pem/,
+      ),
+    ]);
+    abort.abort();
+    expect(await acquiring).toBe(false);
+  });
 });

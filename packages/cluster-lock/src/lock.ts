@@ -127,59 +127,19 @@ export class ClusterLock {
     const server = describeServer(this.#o.settings);
     for (;;) {
       if (signal?.aborted) return false;
-      const client = new Client({
-        ...(await clientConfig(this.#o.settings, this.#o.applicationName)),
-        query_timeout: this.#o.queryTimeoutMs,
-      });
-      // An idle client reports a broken connection as an error event; never let it go unheard.
-      client.on("error", () => undefined);
-      const onAbort = (): void => void client.end().catch(() => undefined);
-      signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        await client.connect();
-        const r = await client.query<{ locked: boolean }>(
-          "SELECT pg_try_advisory_lock($1) AS locked",
-          [key],
-        );
-        if (r.rows[0]?.locked === true) {
-          this.#hold(client, onLost);
+        if (await this.#attempt(onLost, signal)) {
           this.#lastWaitLine = "";
           logger.info({ ID: key, Server: server }, `acquired the cluster lock ${key}`);
           return true;
         }
-        const holder = await this.#holder(client);
-        const line =
-          holder === null
-            ? `waiting for lock ${key} held by another process`
-            : `waiting for lock ${key} held by ${describeHolder(holder)}`;
-        if (line !== this.#lastWaitLine) {
-          this.#lastWaitLine = line;
-          logger.info(
-            {
-              ID: key,
-              ...(holder === null
-                ? {}
-                : {
-                    DBClient: holder.client,
-                    HolderPID: holder.process?.pid ?? holder.backendPid,
-                    HolderHost: holder.process?.host ?? holder.client,
-                    Since: holder.since.toISOString(),
-                  }),
-            },
-            line,
-          );
-        }
-        await client.end();
       } catch (err) {
-        await client.end().catch(() => undefined);
         if (signal?.aborted) return false;
         const line = `cannot take the cluster lock ${key} on ${server}: ${errorText(err)}`;
         if (line !== this.#lastWaitLine) {
           this.#lastWaitLine = line;
           logger.warn({ ID: key, Server: server, error: errorText(err) }, line);
         }
-      } finally {
-        signal?.removeEventListener("abort", onAbort);
       }
       try {
         await clock.sleep(retryMs, signal);
@@ -187,6 +147,62 @@ export class ClusterLock {
         return false;
       }
     }
+  }
+
+  /** One try on a new connection: true if the lock is now ours; throws on a connection error. */
+  async #attempt(onLost: (reason: string) => void, signal?: AbortSignal): Promise<boolean> {
+    const client = new Client({
+      ...(await clientConfig(this.#o.settings, this.#o.applicationName)),
+      query_timeout: this.#o.queryTimeoutMs,
+    });
+    // An idle client reports a broken connection as an error event; never let it go unheard.
+    client.on("error", () => undefined);
+    const onAbort = (): void => void client.end().catch(() => undefined);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await client.connect();
+      const r = await client.query<{ locked: boolean }>(
+        "SELECT pg_try_advisory_lock($1) AS locked",
+        [this.#o.key],
+      );
+      if (r.rows[0]?.locked === true) {
+        this.#hold(client, onLost);
+        return true;
+      }
+      this.#logHolder(await this.#holder(client));
+      await client.end();
+      return false;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Logs who holds the lock, once per holder (as Arvados does). */
+  #logHolder(holder: LockHolder | null): void {
+    const key = this.#o.key;
+    const line =
+      holder === null
+        ? `waiting for lock ${key} held by another process`
+        : `waiting for lock ${key} held by ${describeHolder(holder)}`;
+    if (line === this.#lastWaitLine) return;
+    this.#lastWaitLine = line;
+    this.#o.logger.info(
+      {
+        ID: key,
+        ...(holder === null
+          ? {}
+          : {
+              DBClient: holder.client,
+              HolderPID: holder.process?.pid ?? holder.backendPid,
+              HolderHost: holder.process?.host ?? holder.client,
+              Since: holder.since.toISOString(),
+            }),
+      },
+      line,
+    );
   }
 
   /** Gives the lock back and closes its connection. Safe to call when not held. */
