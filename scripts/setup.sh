@@ -9,10 +9,12 @@ cd "$repo"
 step() { printf '==> %s\n' "$*"; }
 
 if [ "${1:-}" = "--test-peers" ]; then
-  # openssh-server: the sshd peer. lintian, systemd (systemd-analyze, systemd-notify) and
-  # python3 (a notification-socket listener): the Debian package's tests.
+  # openssh-server and postgresql: the tests start their own servers (a private sshd, a
+  # throwaway PostgreSQL cluster), so the packages' own services are not needed. lintian,
+  # systemd (systemd-analyze, systemd-notify) and python3 (a notification-socket listener): the
+  # Debian package's tests.
   missing=()
-  for p in openssh-server lintian systemd python3; do
+  for p in openssh-server postgresql lintian systemd python3; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then

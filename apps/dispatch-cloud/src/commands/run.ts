@@ -3,7 +3,7 @@ import { readFile, stat } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { loadConfig } from "@dispatch-cloud/config";
 import type { Command } from "commander";
-import { DispatcherStartError, startDispatcher } from "../daemon/index.js";
+import { DispatcherStartError, databasePasswords, startDispatcher } from "../daemon/index.js";
 import { defaultConfigPath, describeError, type CliIo, type CommandContext } from "../io.js";
 import { createLogger, logFormat } from "../logger.js";
 import { notifyReady } from "../service/notify.js";
@@ -75,6 +75,7 @@ async function serve(io: CliIo, path: string): Promise<number> {
     cluster.SystemRootToken,
     cluster.ManagementToken,
     ...(result.config.dispatchKey === null ? [] : [result.config.dispatchKey.text]),
+    ...databasePasswords(cluster.PostgreSQL.Connection),
   ];
   const logger = createLogger({
     level: cluster.SystemLogs.LogLevel,
@@ -100,8 +101,15 @@ async function serve(io: CliIo, path: string): Promise<number> {
       ...(serviceInternalUrl === undefined ? {} : { serviceInternalUrl }),
       ...(io.runnerBinaryPath === undefined ? {} : { runnerBinaryPath: io.runnerBinaryPath }),
       ...(await configFingerprint(path)),
+      ...(io.stopSignal === undefined ? {} : { signal: io.stopSignal }),
     });
   } catch (err) {
+    if (io.stopSignal?.aborted === true) {
+      // Asked to stop while waiting for the dispatch lock: a clean stop.
+      logger.info({}, "stopped before the dispatch lock was ours");
+      await new Promise<void>((resolve) => stream.end(resolve));
+      return 0;
+    }
     // Start-up errors are for the operator: one line, no stack.
     logger.error(
       { error: describeError(err) },
