@@ -11,6 +11,8 @@ export {
 } from "./dispatcher.js";
 export { NOT_ENABLED, chooseListenUrl, type ListenChoice } from "./listen-url.js";
 export { acquireInstanceLock, lockName } from "./lock.js";
+export { databasePasswords } from "./dispatch-lock.js";
+export { checkDispatcherConfig, type DispatcherCheck } from "./config-check.js";
 export {
   SELF_EXE,
   chooseRunner,
