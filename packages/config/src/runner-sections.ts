@@ -7,12 +7,33 @@
  * out arrives as zero (DefaultReplication 0, BlobSigningTTL 0s) instead of Arvados's default.
  * The sections stay open: keys of other Arvados versions pass through as written.
  */
-import { bool, bytes, dur, f, int, str, struct, type Field, type Node } from "./schema.js";
+import { bool, bytes, dur, f, int, show, str, struct, type Field, type Node } from "./schema.js";
 import type { ClusterConfig, StorageClassConfig, VolumeConfig } from "./types.js";
+import { formatDuration, parseDuration } from "./units.js";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
+
+/**
+ * A duration where a negative value means something: PreserveVersionIfIdle's -1s is "never"
+ * (the dispatcher's own durations are never negative, so the shared node refuses them).
+ */
+const signedDuration = (def: number): Field =>
+  f(
+    {
+      t: "custom",
+      decode(value, path, p) {
+        const r =
+          typeof value === "string" || typeof value === "number" ? parseDuration(value) : null;
+        if (r?.ok) return r.value;
+        p.error("type", path, `${show(value)} is not a duration (examples: -1s, 0s, 10s, 1m30s)`);
+        return def;
+      },
+      encode: (value) => formatDuration(value as number),
+    },
+    def,
+  );
 
 /** A map whose keys are the set's members: written as a list or a map, sent as a map. */
 const stringSet = (def: readonly string[] = []): Field => f({ t: "stringSet" }, def);
@@ -32,7 +53,7 @@ export const collectionsNode = struct(
     DefaultTrashLifetime: dur(336 * HOUR),
     DefaultReplication: int(2),
     ManagedProperties: f({ t: "raw", mustBeMap: true }, {}),
-    PreserveVersionIfIdle: dur(-1 * SECOND),
+    PreserveVersionIfIdle: signedDuration(-1 * SECOND),
     TrashSweepInterval: dur(60 * SECOND),
     TrustAllContent: bool(false),
     ForwardSlashNameSubstitution: str(""),
