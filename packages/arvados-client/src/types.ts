@@ -172,6 +172,8 @@ export interface ContainerRequest {
   priority: number;
   container_uuid: ContainerUuid | null;
   container_count: number;
+  /** How many containers it may run in all: a Cancelled one is retried until this many. */
+  container_count_max: number;
   container_image: string;
   command: string[];
   cwd: string;
