@@ -1,6 +1,6 @@
 import type { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import type { ManagementClient } from "./management.js";
-import type { Observation, WatchOutcome } from "./watch.js";
+import type { Observation } from "../client/watch.js";
 
 export const HELLO_COMMAND = ["echo", "Hello, Crunch!"] as const;
 
@@ -82,37 +82,4 @@ export async function logLines(
   return res.items.flatMap((l) =>
     typeof l.properties.text === "string" ? l.properties.text.replace(/\n$/, "").split("\n") : [],
   );
-}
-
-/** Whether the demo succeeded, and what to tell the user when it did not. */
-export function verdict(
-  outcome: WatchOutcome,
-  uuid: string,
-  timeoutMs: number,
-): { ok: true } | { ok: false; reason: string } {
-  if (outcome.kind === "aborted") {
-    return { ok: false, reason: `interrupted while waiting for container ${uuid}` };
-  }
-  if (outcome.kind === "timeout") {
-    const state = outcome.last?.state ?? "unknown";
-    const status = outcome.last?.schedulingStatus ? ` (${outcome.last.schedulingStatus})` : "";
-    return {
-      ok: false,
-      reason: `timed out after ${Math.round(timeoutMs / 1000)}s waiting for container ${uuid}: it is still ${state}${status}`,
-    };
-  }
-  const o = outcome.observation;
-  if (o.state === "Cancelled") {
-    return {
-      ok: false,
-      reason: `container ${uuid} was Cancelled${o.runtimeError ? `: ${o.runtimeError}` : " (runtime_status has no error)"}`,
-    };
-  }
-  if (o.exitCode !== 0) {
-    return {
-      ok: false,
-      reason: `container ${uuid} is Complete but exited ${o.exitCode ?? "with no exit code"}`,
-    };
-  }
-  return { ok: true };
 }

@@ -6,15 +6,9 @@ import {
   type DemoCluster,
   type DemoSetup,
 } from "./cluster.js";
-import {
-  HELLO_COMMAND,
-  containerObserver,
-  logLines,
-  submitContainer,
-  verdict,
-} from "./containers.js";
+import { HELLO_COMMAND, containerObserver, logLines, submitContainer } from "./containers.js";
 import { demoFiles } from "./paths.js";
-import { systemWatchClock, watchContainer, type WatchClock } from "./watch.js";
+import { systemWatchClock, verdict, watchContainer, type WatchClock } from "../client/watch.js";
 
 export const DEFAULT_TIMEOUT_MS = 2 * 60_000;
 
