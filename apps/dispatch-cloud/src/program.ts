@@ -1,8 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerContainerApiCommand } from "./commands/container-api.js";
+import { registerContainerCommands } from "./commands/container.js";
 import { registerDemoCommand } from "./commands/demo.js";
 import { registerInstanceCommands } from "./commands/instance.js";
-import { registerRunCommand } from "./commands/run.js";
+import { registerSubmitCommand } from "./commands/submit.js";
 import { describeError, type CliIo, type CommandContext } from "./io.js";
 
 /** Exit status for a command-line usage error, as Go's flag package uses. */
@@ -11,22 +13,36 @@ export const USAGE_ERROR = 2;
 /**
  * Go tools take long flags with one dash (`-config FILE`); operators' scripts do too. Rewrite
  * `-name` and `-name=value` to commander's `--name` form; single letters stay short flags.
+ * Nothing after `--` is a flag (`submit -- ls -la`).
  */
 export function goStyleFlags(argv: readonly string[]): string[] {
-  return argv.map((a) => (/^-[a-z][a-z0-9-]+(=.*)?$/i.test(a) ? `-${a}` : a));
+  const end = argv.indexOf("--");
+  return argv.map((a, i) =>
+    (end < 0 || i < end) && /^-[a-z][a-z0-9-]+(=.*)?$/i.test(a) ? `-${a}` : a,
+  );
 }
 
-function buildProgram(ctx: CommandContext): Command {
+/** Commands a person runs often, against a cluster: they need none of the daemon. */
+const CLIENT_COMMANDS: ReadonlySet<string> = new Set(["submit", "container", "container-api"]);
+
+async function buildProgram(ctx: CommandContext, argv: readonly string[]): Promise<Command> {
   const program = new Command("dispatch-cloud")
     .description("a drop-in replacement for arvados-dispatch-cloud")
     .exitOverride()
     .configureOutput({ writeOut: ctx.io.stdout, writeErr: ctx.io.stderr })
     .showSuggestionAfterError(true);
-  // Each family of subcommands registers itself.
-  registerRunCommand(program, ctx);
+  // Each family of subcommands registers itself. The daemon loads every cloud SDK, which takes
+  // seconds: a client command does without it.
+  if (!CLIENT_COMMANDS.has(argv[0] ?? "")) {
+    const { registerRunCommand } = await import("./commands/run.js");
+    registerRunCommand(program, ctx);
+  }
   registerInstanceCommands(program, ctx);
   registerConfigCommands(program, ctx);
   registerDemoCommand(program, ctx);
+  registerContainerApiCommand(program, ctx);
+  registerSubmitCommand(program, ctx);
+  registerContainerCommands(program, ctx);
   return program;
 }
 
@@ -34,9 +50,10 @@ function buildProgram(ctx: CommandContext): Command {
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode = 0;
   const ctx: CommandContext = { io, setExitCode: (c) => (exitCode = c) };
-  const program = buildProgram(ctx);
+  const args = goStyleFlags(argv);
+  const program = await buildProgram(ctx, args);
   try {
-    await program.parseAsync(goStyleFlags(argv), { from: "user" });
+    await program.parseAsync(args, { from: "user" });
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {

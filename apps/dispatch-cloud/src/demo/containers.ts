@@ -1,13 +1,23 @@
 import type { ArvadosClient } from "@dispatch-cloud/arvados-client";
-import type { ManagementClient } from "./management.js";
+import { containerRequest, DEFAULT_IMAGE, type SubmitSpec } from "../client/request.js";
 import type { Observation } from "../client/watch.js";
+import type { ManagementClient } from "./management.js";
 
 export const HELLO_COMMAND = ["echo", "Hello, Crunch!"] as const;
 
-/**
- * Commits a container request for `command`, small enough for any machine's `localhost` type.
- * The process engine ignores the image; the name only has to be there.
- */
+/** The demo's containers: small enough for any machine's `localhost` type. */
+export const DEMO_SPEC: SubmitSpec = {
+  command: HELLO_COMMAND,
+  priority: 1,
+  image: DEFAULT_IMAGE,
+  vcpus: 1,
+  ram: 64 << 20,
+  scratch: 1 << 20,
+  preemptible: false,
+  gpu: null,
+};
+
+/** Commits a container request for `command`, as `dispatch-cloud submit` does. */
 export async function submitContainer(
   client: ArvadosClient,
   command: readonly string[],
@@ -15,20 +25,10 @@ export async function submitContainer(
   signal?: AbortSignal,
 ): Promise<{ requestUuid: string; containerUuid: string }> {
   const cr = await client.containerRequests.create(
-    {
-      name,
-      state: "Committed",
-      priority: 1,
-      container_image: "arvados/jobs",
-      command: [...command],
-      output_path: "/out",
-      cwd: "/out",
-      mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
-      runtime_constraints: { vcpus: 1, ram: 64 << 20 },
-    },
+    { ...containerRequest({ ...DEMO_SPEC, command }), name },
     signal === undefined ? undefined : { signal },
   );
-  if (cr.container_uuid === null || cr.container_uuid === undefined) {
+  if (cr.container_uuid === null) {
     throw new Error(`container request ${cr.uuid} was committed but has no container`);
   }
   return { requestUuid: cr.uuid, containerUuid: cr.container_uuid };
