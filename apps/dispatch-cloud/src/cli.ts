@@ -16,6 +16,12 @@ const onSignal = (sig: NodeJS.Signals): void => {
 process.on("SIGTERM", onSignal);
 process.on("SIGINT", onSignal);
 
+// A reader that goes away (`dispatch-cloud container logs X | head`) just ends the output.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+  process.exit(process.exitCode ?? 0);
+});
+
 process.exitCode = await runCli(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
