@@ -4,7 +4,7 @@ import { startContainerApi } from "@dispatch-cloud/container-api";
 import type { Command } from "commander";
 import { clientCommand } from "../client/command.js";
 import { ClientError } from "../client/target.js";
-import { defaultConfigPath, describeError, type CommandContext } from "../io.js";
+import { defaultConfigPath, describeError, waitForAbort, type CommandContext } from "../io.js";
 import { createLogger, logFormat } from "../logger.js";
 
 /** `HOST:PORT`, `[v6]:PORT`; port 0 takes any free port. */
@@ -39,14 +39,6 @@ function listenFromExternalUrl(external: string, source: string): { host: string
     host: url.hostname.replace(/^\[|\]$/g, ""),
     port: url.port === "" ? 80 : Number(url.port),
   };
-}
-
-function waitForAbort(signal: AbortSignal | undefined): Promise<void> {
-  if (signal === undefined) return new Promise(() => undefined);
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) =>
-    signal.addEventListener("abort", () => resolve(), { once: true }),
-  );
 }
 
 /**

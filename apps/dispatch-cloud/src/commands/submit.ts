@@ -26,7 +26,7 @@ export const WAIT_POLL_MS = 1000;
 const DEFAULT_SIZE = 256 << 20;
 
 /** A byte size in the config file's syntax, or one line naming the flag. */
-function byteSize(flag: string, min: number) {
+function byteSize(flag: string, zero: "zero allowed" | "positive") {
   return (value: string): number => {
     const r = parseByteSize(value);
     if (!r.ok) {
@@ -34,8 +34,10 @@ function byteSize(flag: string, min: number) {
         `${flag} ${JSON.stringify(value)}: ${r.error} (examples: 64GiB, 550MiB, 1000000)`,
       );
     }
-    if (r.value < min) {
-      throw new ClientError(`${flag} ${JSON.stringify(value)}: must be at least ${min} bytes`);
+    if (r.value < 0 || (r.value === 0 && zero === "positive")) {
+      throw new ClientError(
+        `${flag} ${JSON.stringify(value)}: must be ${zero === "positive" ? "more than 0 bytes" : "0 or more"}`,
+      );
     }
     return r.value;
   };
@@ -52,7 +54,7 @@ interface SubmitOptions {
   gpu?: number;
   gpuStack?: string;
   gpuDriver?: string;
-  gpuTarget: string[];
+  gpuTarget?: string[];
   gpuVram?: number;
   wait?: boolean;
 }
@@ -64,7 +66,7 @@ function gpuSpec(o: SubmitOptions): GpuSpec | null {
       ["--gpu-stack", o.gpuStack],
       ["--gpu-driver", o.gpuDriver],
       ["--gpu-vram", o.gpuVram],
-      ["--gpu-target", o.gpuTarget.length > 0 ? o.gpuTarget : undefined],
+      ["--gpu-target", o.gpuTarget],
     ].find(([, v]) => v !== undefined);
     if (stray !== undefined) throw new ClientError(`${String(stray[0])} needs --gpu N`);
     return null;
@@ -73,19 +75,20 @@ function gpuSpec(o: SubmitOptions): GpuSpec | null {
   if (stack !== "cuda" && stack !== "rocm") {
     throw new ClientError(`--gpu-stack ${JSON.stringify(stack)}: expected cuda or rocm`);
   }
-  if (stack === "cuda" && (o.gpuDriver === undefined || o.gpuTarget.length === 0)) {
+  const targets = o.gpuTarget ?? [];
+  if (stack === "cuda" && (o.gpuDriver === undefined || targets.length === 0)) {
     throw new ClientError(
       "--gpu with CUDA needs --gpu-driver (minimum driver version, e.g. 11.4) and --gpu-target (compute capability, e.g. 8.0), which the dispatcher matches against InstanceTypes.*.GPU",
     );
   }
-  if (stack === "rocm" && o.gpuTarget.length === 0) {
+  if (stack === "rocm" && targets.length === 0) {
     throw new ClientError("--gpu with ROCm needs --gpu-target (e.g. gfx1100)");
   }
   return {
     count: o.gpu,
     stack,
     driverVersion: o.gpuDriver ?? "",
-    hardwareTarget: o.gpuTarget,
+    hardwareTarget: targets,
     vram: o.gpuVram ?? 0,
   };
 }
@@ -157,8 +160,12 @@ export function registerSubmitCommand(program: Command, ctx: CommandContext): vo
     .option("--config <file>", CONFIG_HELP)
     .option("--priority <n>", "1 (lowest) to 1000", positiveInt("--priority", 1000), 500)
     .option("--vcpus <n>", "CPU cores", positiveInt("--vcpus"), 1)
-    .option("--ram <size>", "memory (default: 256MiB)", byteSize("--ram", 1))
-    .option("--scratch <size>", "scratch space (default: 256MiB)", byteSize("--scratch", 1))
+    .option("--ram <size>", "memory (default: 256MiB)", byteSize("--ram", "positive"))
+    .option(
+      "--scratch <size>",
+      "scratch space (default: 256MiB)",
+      byteSize("--scratch", "positive"),
+    )
     .option("--image <image>", "container image (name or portable data hash)", DEFAULT_IMAGE)
     .option("--preemptible", "run on a preemptible (spot) instance")
     .option("--gpu <n>", "GPU devices", positiveInt("--gpu"))
@@ -167,15 +174,16 @@ export function registerSubmitCommand(program: Command, ctx: CommandContext): vo
     .option(
       "--gpu-target <target>",
       "acceptable hardware target (CUDA compute capability or ROCm gfx name); repeatable",
-      (v: string, prev: string[]) => [...prev, ...v.split(",").filter((t) => t !== "")],
-      [] as string[],
+      (v: string, prev: string[] | undefined) => [
+        ...(prev ?? []),
+        ...v.split(",").filter((t) => t !== ""),
+      ],
     )
-    .option("--gpu-vram <size>", "VRAM per device", byteSize("--gpu-vram", 0))
+    .option("--gpu-vram <size>", "VRAM per device", byteSize("--gpu-vram", "zero allowed"))
     .option("--wait", "follow the container to the end on stderr; exit with its exit code")
     .addHelpText(
       "after",
-      `
-Sizes take the config file's syntax: 64GiB, 550MiB, 128GB, or a number of bytes. The command
+      `Sizes take the config file's syntax: 64GiB, 550MiB, 128GB, or a number of bytes. The command
 runs in a scratch directory (/out, the output) of --scratch bytes; the request never reuses an
 earlier container. With --wait the UUID is still printed first, and a container the request
 retries after a failure is followed under its new UUID.

@@ -15,6 +15,7 @@ import {
   logLines,
   submitContainer,
 } from "./containers.js";
+import { waitForAbort } from "../io.js";
 import { demoFiles, repoRoot } from "./paths.js";
 import { systemWatchClock, verdict, watchContainer, type WatchClock } from "../client/watch.js";
 
@@ -72,13 +73,6 @@ function banner(setup: DemoSetup): string {
   container API:   ${setup.apiUrl.href}
   management API:  ${setup.managementUrl.href}
 `;
-}
-
-function waitForAbort(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }
 
 /** The demo, start to finish; returns the exit status. */

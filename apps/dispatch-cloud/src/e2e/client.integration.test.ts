@@ -1,7 +1,7 @@
 // The client commands as a person runs them: the built CLI in child processes, against the
 // embedded container API run by `dispatch-cloud container-api`, and (`submit --wait`, scheduling
 // status, cancel) against a dispatcher on the stub cloud.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
@@ -13,7 +13,6 @@ import { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   APP_DIR,
-  CLI,
   freePort,
   instances,
   runCli,
@@ -35,28 +34,20 @@ const cli = (args: readonly string[], env: Record<string, string> = {}) => runCl
 
 /** A child whose output can be awaited while it runs. */
 function start(args: readonly string[], env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const { child, output } = runCli(args, env);
   let stdout = "";
-  let stderr = "";
   child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | string>((resolve) =>
-    child.on("close", (code, signal) => resolve(code ?? signal ?? -1)),
-  );
+  const exited = output.then((o) => o.code);
   return {
     child,
     exited,
     stdout: () => stdout,
-    stderr: () => stderr,
     /** Resolves once stdout contains `text`; fails with the output if the child exits first. */
     async until(text: string): Promise<void> {
       await vi.waitFor(
         () => {
           if (!stdout.includes(text)) {
-            if (child.exitCode !== null) throw new Error(`exited: ${stdout}${stderr}`);
+            if (child.exitCode !== null) throw new Error(`exited: ${stdout}`);
             throw new Error(`waiting for ${JSON.stringify(text)}`);
           }
         },
@@ -258,25 +249,12 @@ describe("container-api, submit and container commands", () => {
         ],
         [["container", "get", "i-0123"], env, /^"i-0123" is not a container UUID/],
         [["submit", "--ram", "12XB", "--", "true"], env, /^--ram "12XB": invalid unit "XB"/],
-        [
-          ["submit", "--scratch", "lots", "--", "true"],
-          env,
-          /^--scratch "lots": invalid byte size/,
-        ],
-        [
-          ["submit", "--priority", "1001", "--", "true"],
-          env,
-          /^--priority "1001": expected a whole/,
-        ],
-        [["submit", "--gpu", "1", "--", "true"], env, /^--gpu with CUDA needs --gpu-driver/],
         [["submit"], env, /^missing required argument 'CMD'$/],
-        [["container", "list", "--frob"], env, /^unknown option '--frob'$/],
         [
           ["container", "list", "--limt", "3"],
           env,
           /^unknown option '--limt' \(Did you mean --limit\?\)$/,
         ],
-        [["container", "list", "--state", "Done"], env, /^--state "Done": expected one of Queued/],
         [
           ["container", "list"],
           { ARVADOS_API_HOST: closed, ARVADOS_API_TOKEN: "x" },
@@ -288,19 +266,9 @@ describe("container-api, submit and container commands", () => {
           /^http:\/\/127\.0\.0\.1:\d+ refused the token \(401 Unauthorized: Not logged in\): check ARVADOS_API_TOKEN$/,
         ],
         [
-          ["container", "list"],
-          { ARVADOS_API_HOST: url },
-          /^ARVADOS_API_HOST is set but ARVADOS_API_TOKEN is not$/,
-        ],
-        [
           ["container", "list", "--config", path.join(dir, "none.yml")],
           {},
           /none\.yml: cannot read the config file/,
-        ],
-        [
-          ["container-api", "--listen", "localhost"],
-          env,
-          /^--listen "localhost": expected HOST:PORT/,
         ],
         [["container-api"], env, /^cannot listen on 127\.0\.0\.1:\d+: the address is in use$/],
       ];
