@@ -22,8 +22,16 @@ export function goStyleFlags(argv: readonly string[]): string[] {
   );
 }
 
-/** Commands a person runs often, against a cluster: they need none of the daemon. */
-const CLIENT_COMMANDS: ReadonlySet<string> = new Set(["submit", "container", "container-api"]);
+/** Commands that need none of the daemon (the demo loads it itself). */
+const LIGHT_COMMANDS: ReadonlySet<string> = new Set([
+  "submit",
+  "container",
+  "container-api",
+  "instance",
+  "config-check",
+  "config-dump",
+  "demo",
+]);
 
 async function buildProgram(ctx: CommandContext, argv: readonly string[]): Promise<Command> {
   const program = new Command("dispatch-cloud")
@@ -32,8 +40,8 @@ async function buildProgram(ctx: CommandContext, argv: readonly string[]): Promi
     .configureOutput({ writeOut: ctx.io.stdout, writeErr: ctx.io.stderr })
     .showSuggestionAfterError(true);
   // Each family of subcommands registers itself. The daemon loads every cloud SDK, which takes
-  // seconds: a client command does without it.
-  if (!CLIENT_COMMANDS.has(argv[0] ?? "")) {
+  // seconds: only `run` (and the full help, or a mistyped command's suggestions) loads it.
+  if (!LIGHT_COMMANDS.has(argv[0] ?? "")) {
     const { registerRunCommand } = await import("./commands/run.js");
     registerRunCommand(program, ctx);
   }
