@@ -1,11 +1,9 @@
 import { Writable } from "node:stream";
 import { loadConfig } from "@dispatch-cloud/config";
-import { startContainerApi } from "@dispatch-cloud/container-api";
 import type { Command } from "commander";
 import { clientCommand } from "../client/command.js";
 import { ClientError } from "../client/target.js";
 import { defaultConfigPath, describeError, waitForAbort, type CommandContext } from "../io.js";
-import { createLogger, logFormat } from "../logger.js";
 
 /** `HOST:PORT`, `[v6]:PORT`; port 0 takes any free port. */
 export function parseListen(value: string, what: string): { host: string; port: number } {
@@ -83,6 +81,11 @@ export function registerContainerApiCommand(program: Command, ctx: CommandContex
       }
       const at =
         listen ?? listenFromExternalUrl(cluster.Services["Controller"]?.ExternalURL ?? "", source);
+      // Loaded here: express and SQLite are no business of the other commands.
+      const [{ startContainerApi }, { createLogger, logFormat }] = await Promise.all([
+        import("@dispatch-cloud/container-api"),
+        import("../logger.js"),
+      ]);
       const stream = new Writable({
         write(chunk: Buffer | string, _enc, done) {
           io.stderr(chunk.toString());
