@@ -33,18 +33,16 @@ const LIGHT_COMMANDS: ReadonlySet<string> = new Set([
   "demo",
 ]);
 
-async function buildProgram(ctx: CommandContext, argv: readonly string[]): Promise<Command> {
+type Register = (program: Command, ctx: CommandContext) => void;
+
+function buildProgram(ctx: CommandContext, registerRun?: Register): Command {
   const program = new Command("dispatch-cloud")
     .description("a drop-in replacement for arvados-dispatch-cloud")
     .exitOverride()
     .configureOutput({ writeOut: ctx.io.stdout, writeErr: ctx.io.stderr })
     .showSuggestionAfterError(true);
-  // Each family of subcommands registers itself. The daemon loads every cloud SDK, which takes
-  // seconds: only `run` (and the full help, or a mistyped command's suggestions) loads it.
-  if (!LIGHT_COMMANDS.has(argv[0] ?? "")) {
-    const { registerRunCommand } = await import("./commands/run.js");
-    registerRunCommand(program, ctx);
-  }
+  // Each family of subcommands registers itself.
+  registerRun?.(program, ctx);
   registerInstanceCommands(program, ctx);
   registerConfigCommands(program, ctx);
   registerDemoCommand(program, ctx);
@@ -54,12 +52,32 @@ async function buildProgram(ctx: CommandContext, argv: readonly string[]): Promi
   return program;
 }
 
+/** The subcommands' names (`run`, `instance`, `config-check`, ...). */
+export function commandNames(): string[] {
+  const io: CliIo = {
+    stdout: () => undefined,
+    stderr: () => undefined,
+    env: {},
+    readStdin: () => Promise.resolve(""),
+  };
+  // `run` is left out of this program (it would load the daemon) but is a command all the same.
+  return [
+    "run",
+    ...buildProgram({ io, setExitCode: () => undefined }).commands.map((c) => c.name()),
+  ];
+}
+
 /** Runs the CLI and returns the exit status. Never throws, never prints a stack trace. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode = 0;
   const ctx: CommandContext = { io, setExitCode: (c) => (exitCode = c) };
   const args = goStyleFlags(argv);
-  const program = await buildProgram(ctx, args);
+  // The daemon loads every cloud SDK, which takes seconds: only `run` (and the full help, or a
+  // mistyped command's suggestions) loads it.
+  const registerRun = LIGHT_COMMANDS.has(args[0] ?? "")
+    ? undefined
+    : (await import("./commands/run.js")).registerRunCommand;
+  const program = buildProgram(ctx, registerRun);
   try {
     await program.parseAsync(args, { from: "user" });
     return exitCode;
