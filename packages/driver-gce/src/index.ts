@@ -1,0 +1,49 @@
+import type { DriverFactory } from "@dispatch-cloud/cloud-driver-api";
+import { createGceInstanceSet } from "./instance-set.js";
+
+/** The `gce` driver: `Containers.CloudVMs.Driver: gce`. */
+export const createGceDriver: DriverFactory = (context) => createGceInstanceSet(context);
+
+export {
+  createGceInstanceSet,
+  GceInstance,
+  GceInstanceSet,
+  type GceDriverOptions,
+} from "./instance-set.js";
+// Types only: the SDK loads when an instance set is made, not when this package is imported.
+export type { GceApi, GceInstanceResource, GceOperation } from "./api.js";
+export {
+  DEFAULT_SCOPES,
+  GCE_PARAMETER_KEYS,
+  parseGceParameters,
+  resolveGceConfig,
+  type CredentialsSource,
+  type GceConfig,
+  type GceParameterKey,
+  type ServiceAccountKey,
+} from "./params.js";
+export {
+  classifyGceError,
+  gceErrorFacts,
+  GceApiError,
+  GceOperationError,
+  isQuotaGroupQuota,
+  isZoneSpecificError,
+  type GceErrorFacts,
+  type OperationErrorEntry,
+  type QuotaFacts,
+} from "./classify.js";
+export {
+  INSTANCE_SET_LABEL,
+  RESERVED_METADATA_KEYS,
+  instanceSetLabelValue,
+  tagsFromMetadata,
+} from "./metadata.js";
+export { gceQuotaGroup } from "./quota-group.js";
+export {
+  LOCAL_SSD_BYTES,
+  SCRATCH_DEVICE_NAME,
+  instanceResource,
+  sourceImagePath,
+} from "./resource.js";
+export { GceDriverError, type GceDriverErrorReason } from "./errors.js";
