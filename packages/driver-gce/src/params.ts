@@ -154,7 +154,11 @@ export async function resolveGceConfig(config: GceConfig): Promise<GceConfig> {
   try {
     text = await readFile(config.credentials.path, "utf8");
   } catch (err) {
-    r.problem("CredentialsFile", `cannot read ${config.credentials.path}: ${errorMessage(err)}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    r.problem(
+      "CredentialsFile",
+      `cannot read ${config.credentials.path}: ${code ?? errorMessage(err)}`,
+    );
   }
   const key =
     text === undefined ? undefined : checkServiceAccountKey(r, "CredentialsFile", parseJson(text));

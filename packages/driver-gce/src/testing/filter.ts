@@ -21,7 +21,8 @@ export function parseFilter(text: string): Predicate {
     tokens.push(m[1]!);
     pos = TOKEN_RE.lastIndex;
   }
-  if (text.slice(pos).trim() !== "") throw new Error(`cannot parse filter at ${text.slice(pos)}`);
+  const rest = text.slice(pos).trim();
+  if (rest !== "") throw new Error(`cannot parse filter at ${rest}`);
   let i = 0;
   const expr = (): Predicate => {
     const terms: Predicate[] = [term()];

@@ -22,3 +22,4 @@ export {
 export { parseFilter } from "./filter.js";
 export { bootFakeVm, type BootedVm } from "./vm.js";
 export { gceCreateRequest, gceInstanceType, startGceHarness, type GceHarness } from "./harness.js";
+export { operationError, sdkHttpError } from "./sdk-errors.js";
