@@ -19,6 +19,7 @@ import { encodeCluster, type ClusterConfig, type LoadedConfig } from "@dispatch-
 import { ContainerQueue } from "@dispatch-cloud/container-queue";
 import { createAzureDriver } from "@dispatch-cloud/driver-azure";
 import { createEc2Driver } from "@dispatch-cloud/driver-ec2";
+import { createGceDriver } from "@dispatch-cloud/driver-gce";
 import {
   localhostInstanceType,
   loopbackDriver,
@@ -60,6 +61,7 @@ export function defaultDrivers(): DriverRegistry {
   return createDriverRegistry({
     ec2: createEc2Driver,
     azure: createAzureDriver(),
+    gce: createGceDriver,
     loopback: loopbackDriver,
     stub: stubDriver,
   });
