@@ -1,4 +1,4 @@
-import { GceOperationError, type QuotaInfo } from "../classify.js";
+import { GceOperationError } from "../classify.js";
 import type { HttpErrorAnswer, OperationFailure } from "./errors.js";
 
 /**
@@ -29,7 +29,7 @@ export function operationError(
       return {
         code: e.code,
         message: e.message,
-        ...(info === undefined || info === null ? {} : { quotaInfo: info as QuotaInfo }),
+        ...(info === undefined || info === null ? {} : { quotaInfo: info }),
       };
     }),
     failure.httpErrorStatusCode,
