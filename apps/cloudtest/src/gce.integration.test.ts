@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { bootFakeVm, FakeGce } from "@dispatch-cloud/driver-gce/testing";
+import { bootFakeVm, FakeGce, type BootedVm } from "@dispatch-cloud/driver-gce/testing";
 import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { main } from "./main.js";
@@ -16,6 +16,7 @@ import { main } from "./main.js";
 
 let fake: FakeGce;
 const sshds: Sshd[] = [];
+const vms: BootedVm[] = [];
 const dir = mkdtempSync(path.join(tmpdir(), "cloudtest-gce-"));
 const keyFile = path.join(dir, "dispatch_ed25519");
 execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyFile]);
@@ -38,6 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(sshds.map((s) => s.stop()));
+  await Promise.all(vms.map((v) => v.remove()));
   await fake?.close();
 });
 
@@ -47,12 +49,13 @@ test("GCE on the fake: one run per zone, SSH to the booted VM with the secret, d
   const keys: (string | undefined)[] = [];
   fake.onInsert = async (inst) => {
     const vm = await bootFakeVm(inst);
+    vms.push(vm);
     keys.push(vm.sshKey === undefined ? undefined : `${vm.sshKey.user}:${vm.sshKey.publicKey}`);
     booted.push(`${inst.zone.replace(/.*\//, "")} ${vm.address}`);
     sshds.push(
       await startSshd({
         host: vm.address,
-        instanceSecret: vm.secret,
+        runDir: vm.runDir,
         authorizedKeys: [vm.sshKey!.publicKey],
         extraConfig: [`Port ${sshPort}`],
       }),

@@ -74,8 +74,7 @@ export async function createGceInstanceSet(
   if (badTags.length > 0) throw new DriverParametersError(badTags);
   const api = options.api ?? (await import("./api.js")).createGceApi(config);
   const metrics = createGceMetrics(context.registry, config.zones);
-  const logger = context.logger.child({ driver: "gce" });
-  return new GceInstanceSet(config, context.instanceSetId, api, metrics, logger, options);
+  return new GceInstanceSet(config, context.instanceSetId, api, metrics, context.logger, options);
 }
 
 export class GceInstanceSet implements InstanceSet {
