@@ -126,7 +126,7 @@ const table: [string, unknown, Want, boolean][] = [
   ],
   [
     "412 conditionNotMet",
-    sdkHttpError(gceErrors.fingerprintMismatch("metadata")),
+    sdkHttpError(gceErrors.fingerprintMismatch()),
     { kind: "api", status: 412 },
     false,
   ],

@@ -139,16 +139,12 @@ export const gceErrors = {
   alreadyExists: (resource: string): HttpErrorAnswer =>
     legacy(409, "alreadyExists", `The resource '${resource}' already exists`),
 
-  fingerprintMismatch: (what: "metadata" | "labels"): HttpErrorAnswer => {
-    const answer = legacy(
+  fingerprintMismatch: (): HttpErrorAnswer =>
+    legacy(
       412,
       "conditionNotMet",
-      what === "metadata"
-        ? "Supplied fingerprint does not match current metadata fingerprint."
-        : "Labels fingerprint either invalid or resource labels have changed",
-    );
-    return answer;
-  },
+      "Supplied fingerprint does not match current metadata fingerprint.",
+    ),
 
   invalid: (message: string): HttpErrorAnswer => legacy(400, "invalid", message),
 

@@ -7,8 +7,9 @@
  * that goes PENDING → RUNNING → DONE; a new VM is listable at once (PROVISIONING) and RUNNING
  * when its insert is done, with an address from 127.0.x.y so a test can serve SSH there; a
  * deleted VM is STOPPING until its delete is done; the aggregated listing pages through
- * `pageToken` and honours a label `filter`; setMetadata and setLabels need the current
- * fingerprint (412 conditionNotMet otherwise); missing things are 404 notFound.
+ * `pageToken` and honours a label `filter`; setMetadata needs the current fingerprint (412
+ * conditionNotMet otherwise); missing things are 404 notFound. (No setLabels: the driver sets
+ * labels only when it creates a VM.)
  *
  * Time is counted in requests, not seconds: each request moves every unfinished operation one
  * step, so a test controls progress by talking to the fake (or `holdOperations`), never by
@@ -28,7 +29,6 @@ export type FakeCall =
   | "aggregatedList"
   | "get"
   | "setMetadata"
-  | "setLabels"
   | "delete"
   | "waitOperation"
   | "getOperation"
@@ -281,8 +281,6 @@ export class FakeGce {
       }
       case "setMetadata":
         return this.#setMetadata(res, route, body, opFailure);
-      case "setLabels":
-        return this.#setLabels(res, route, body, opFailure);
       case "delete":
         return this.#delete(res, route, opFailure);
       case "waitOperation":
@@ -340,7 +338,6 @@ export class FakeGce {
       }
       if (method === "POST" && e === "setMetadata" && f === undefined)
         return at("setMetadata", b, d);
-      if (method === "POST" && e === "setLabels" && f === undefined) return at("setLabels", b, d);
     }
     if (c === "operations" && d !== undefined) {
       if (method === "POST" && e === "wait" && f === undefined) return at("waitOperation", b, d);
@@ -500,7 +497,7 @@ export class FakeGce {
     const inst = this.#instances.get(`${route.zone}/${route.name}`);
     if (inst === undefined) return this.#send(res, this.#notFound(route));
     if (body["fingerprint"] !== inst.metadata.fingerprint) {
-      return this.#send(res, gceErrors.fingerprintMismatch("metadata"));
+      return this.#send(res, gceErrors.fingerprintMismatch());
     }
     const items = (body["items"] as { key: string; value?: string }[] | undefined) ?? [];
     const keys = new Set<string>();
@@ -525,28 +522,6 @@ export class FakeGce {
       res,
       200,
       this.#startOperation(route.zone, "setMetadata", inst, failure, () => undefined),
-    );
-  }
-
-  #setLabels(
-    res: http.ServerResponse,
-    route: Route,
-    body: Record<string, unknown>,
-    failure: OperationFailure | undefined,
-  ): void {
-    const inst = this.#instances.get(`${route.zone}/${route.name}`);
-    if (inst === undefined) return this.#send(res, this.#notFound(route));
-    if (body["labelFingerprint"] !== inst.labelFingerprint) {
-      return this.#send(res, gceErrors.fingerprintMismatch("labels"));
-    }
-    if (failure === undefined) {
-      inst.labels = { ...(body["labels"] as Record<string, string> | undefined) };
-      inst.labelFingerprint = fingerprint();
-    }
-    this.#json(
-      res,
-      200,
-      this.#startOperation(route.zone, "setLabels", inst, failure, () => undefined),
     );
   }
 
