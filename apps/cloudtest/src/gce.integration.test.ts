@@ -1,12 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { bootFakeVm, FakeGce, type BootedVm } from "@dispatch-cloud/driver-gce/testing";
 import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { main } from "./main.js";
+import { freePort, runCloudtest } from "./testing/cli.js";
 
 // cloudtest with the real GCE driver (its default registration) against the fake Compute API,
 // over two zones, so two runs. The fake gives each VM a loopback address (127.0.2.x); when a
@@ -21,17 +20,6 @@ const dir = mkdtempSync(path.join(tmpdir(), "cloudtest-gce-"));
 const keyFile = path.join(dir, "dispatch_ed25519");
 execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyFile]);
 const publicKey = readFileSync(`${keyFile}.pub`, "utf8").trim();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   fake = await FakeGce.start({ project: "arvados-test" });
@@ -86,14 +74,7 @@ test("GCE on the fake: one run per zone, SSH to the booted VM with the secret, d
     "",
   ].join("\n");
 
-  let stdout = "";
-  let stderr = "";
-  const code = await main(["-config", "-", "-command", "cat /proc/self/comm"], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    env: {},
-    readStdin: () => Promise.resolve(yaml),
-    waitForEnter: () => Promise.resolve(),
+  const { code, stdout, stderr } = await runCloudtest(["-command", "cat /proc/self/comm"], yaml, {
     pid: 4242,
   });
   expect({ code, stdout, stderr }).toMatchObject({ code: 0 });

@@ -1,13 +1,14 @@
 /*
  * The few Compute Engine calls the driver makes, over the SDK's REST transport, each one bounded
- * in time and abandoned when the caller's signal aborts. The driver loads this module (and so
- * the SDK, which takes seconds to import) only when a GCE instance set is made.
+ * in time and abandoned when the caller's signal aborts. The SDK, which takes seconds to import,
+ * is loaded with the first call, so a daemon starts (and answers its management API) without
+ * waiting for it.
  */
-import {
+import type {
   ImagesClient,
   InstancesClient,
   ZoneOperationsClient,
-  type protos,
+  protos,
 } from "@google-cloud/compute";
 import { abortReason, errorMessage } from "@dispatch-cloud/cloud-driver-api";
 import { endpointParts, type GceConfig } from "./params.js";
@@ -103,10 +104,13 @@ export function createGceApi(config: GceConfig): GceApi {
     }
   };
   const sdk = (signal?: AbortSignal) => {
-    clients ??= Promise.all([
-      ready(() => new InstancesClient(options), signal),
-      ready(() => new ZoneOperationsClient(options), signal),
-    ]).then(([instances, operations]) => ({ instances, operations }));
+    clients ??= import("@google-cloud/compute").then(async (m) => {
+      const [instances, operations] = await Promise.all([
+        ready(() => new m.InstancesClient(options), signal),
+        ready(() => new m.ZoneOperationsClient(options), signal),
+      ]);
+      return { instances, operations };
+    });
     const p = clients;
     p.catch(() => {
       if (clients === p) clients = undefined;
@@ -114,22 +118,27 @@ export function createGceApi(config: GceConfig): GceApi {
     return p;
   };
   const imagesClient = (signal?: AbortSignal) => {
-    images ??= ready(() => new ImagesClient(options), signal);
+    images ??= import("@google-cloud/compute").then((m) =>
+      ready(() => new m.ImagesClient(options), signal),
+    );
     const p = images;
     p.catch(() => {
       if (images === p) images = undefined;
     });
     return p;
   };
+  /** A call that changes something: GCE answers with the zone operation doing it. */
+  const mutate = async (
+    start: (c: InstancesClient) => Promise<[{ latestResponse: unknown }, ...unknown[]]>,
+    signal: AbortSignal | undefined,
+  ): Promise<GceOperation> => {
+    const { instances } = await sdk(signal);
+    const [op] = await bounded(() => start(instances), signal);
+    return op.latestResponse as GceOperation;
+  };
   return {
-    async insert(zone, instanceResource, signal) {
-      const { instances } = await sdk(signal);
-      const [op] = await bounded(
-        () => instances.insert({ project, zone, instanceResource }, NO_RETRY),
-        signal,
-      );
-      return op.latestResponse as GceOperation;
-    },
+    insert: (zone, instanceResource, signal) =>
+      mutate((c) => c.insert({ project, zone, instanceResource }, NO_RETRY), signal),
     async get(zone, instance, signal) {
       const { instances } = await sdk(signal);
       const [inst] = await bounded(
@@ -156,22 +165,10 @@ export function createGceApi(config: GceConfig): GceApi {
       }
       return out;
     },
-    async setMetadata(zone, instance, metadataResource, signal) {
-      const { instances } = await sdk(signal);
-      const [op] = await bounded(
-        () => instances.setMetadata({ project, zone, instance, metadataResource }, NO_RETRY),
-        signal,
-      );
-      return op.latestResponse as GceOperation;
-    },
-    async delete(zone, instance, signal) {
-      const { instances } = await sdk(signal);
-      const [op] = await bounded(
-        () => instances.delete({ project, zone, instance }, NO_RETRY),
-        signal,
-      );
-      return op.latestResponse as GceOperation;
-    },
+    setMetadata: (zone, instance, metadataResource, signal) =>
+      mutate((c) => c.setMetadata({ project, zone, instance, metadataResource }, NO_RETRY), signal),
+    delete: (zone, instance, signal) =>
+      mutate((c) => c.delete({ project, zone, instance }, NO_RETRY), signal),
     async waitOperation(zone, operation, signal) {
       const { operations } = await sdk(signal);
       const [op] = await bounded(

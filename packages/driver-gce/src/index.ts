@@ -10,8 +10,14 @@ export {
   GceInstanceSet,
   type GceDriverOptions,
 } from "./instance-set.js";
-// Types only: the SDK loads when an instance set is made, not when this package is imported.
-export type { GceApi, GceInstanceResource, GceOperation } from "./api.js";
+// The SDK itself loads with the first API call, not when this package is imported.
+export {
+  CALL_TIMEOUT_MS,
+  createGceApi,
+  type GceApi,
+  type GceInstanceResource,
+  type GceOperation,
+} from "./api.js";
 export {
   DEFAULT_SCOPES,
   GCE_PARAMETER_KEYS,

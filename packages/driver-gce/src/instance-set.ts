@@ -17,7 +17,13 @@ import {
   type InstanceType,
   type Logger,
 } from "@dispatch-cloud/cloud-driver-api";
-import type { GceApi, GceInstanceResource, GceMetadata, GceOperation } from "./api.js";
+import {
+  createGceApi,
+  type GceApi,
+  type GceInstanceResource,
+  type GceMetadata,
+  type GceOperation,
+} from "./api.js";
 import {
   GceOperationError,
   classifyGceError,
@@ -72,7 +78,7 @@ export async function createGceInstanceSet(
     return why === undefined ? [] : [`Containers.CloudVMs.ResourceTags.${k}: ${why}`];
   });
   if (badTags.length > 0) throw new DriverParametersError(badTags);
-  const api = options.api ?? (await import("./api.js")).createGceApi(config);
+  const api = options.api ?? createGceApi(config);
   const metrics = createGceMetrics(context.registry, config.zones);
   return new GceInstanceSet(config, context.instanceSetId, api, metrics, context.logger, options);
 }

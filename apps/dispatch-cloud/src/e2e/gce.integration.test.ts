@@ -90,7 +90,8 @@ describe("the daemon on GCE (fake Compute API, sshd as the VM)", () => {
       },
     });
     daemon = startDaemon(cfg.path);
-    await waitListening(daemon);
+    // A busy machine may take a while to start a Node daemon.
+    await waitListening(daemon, 60_000);
   });
 
   afterAll(async () => {
@@ -153,14 +154,15 @@ describe("the daemon on GCE (fake Compute API, sshd as the VM)", () => {
 
   it("holds the idle VM through its metadata, then drains it: GCE deletes it", async () => {
     const id = `${ZONE}/${vm.name}`;
-    const hold = await mgmt(
-      cfg.url,
-      `arvados/v1/dispatch/instances/hold?instance_id=${encodeURIComponent(id)}`,
-      {
-        method: "POST",
-      },
-    );
-    expect(hold.status).toBe(200);
+    const set = async (behavior: "hold" | "drain") =>
+      (
+        await mgmt(
+          cfg.url,
+          `arvados/v1/dispatch/instances/${behavior}?instance_id=${encodeURIComponent(id)}`,
+          { method: "POST" },
+        )
+      ).status;
+    expect(await set("hold")).toBe(200);
     await vi.waitFor(
       () => {
         const items = fake.instance(ZONE, vm.name)?.metadata.items ?? [];
@@ -175,14 +177,7 @@ describe("the daemon on GCE (fake Compute API, sshd as the VM)", () => {
     // Held, the idle VM outlives TimeoutIdle (1s).
     expect((await instances(cfg.url)).map((i) => i.instance)).toEqual([id]);
 
-    const drain = await mgmt(
-      cfg.url,
-      `arvados/v1/dispatch/instances/drain?instance_id=${encodeURIComponent(id)}`,
-      {
-        method: "POST",
-      },
-    );
-    expect(drain.status).toBe(200);
+    expect(await set("drain")).toBe(200);
     await vi.waitFor(
       async () => {
         expect(fake.deleted).toEqual([id]);
