@@ -91,11 +91,10 @@ export function createGceApi(config: GceConfig): GceApi {
    */
   const ready = async <T extends { initialize(): Promise<unknown>; close(): Promise<void> }>(
     make: () => T,
-    signal: AbortSignal | undefined,
   ): Promise<T> => {
     const client = make();
     try {
-      await bounded(() => client.initialize(), signal);
+      await bounded(() => client.initialize(), undefined);
       open.add(client);
       return client;
     } catch (err) {
@@ -103,11 +102,13 @@ export function createGceApi(config: GceConfig): GceApi {
       throw new Error(`cannot set up the Compute API client: ${errorMessage(err)}`, { cause: err });
     }
   };
+  // Shared by every caller, so set up without any one caller's signal; each caller waits for it
+  // with its own.
   const sdk = (signal?: AbortSignal) => {
     clients ??= import("@google-cloud/compute").then(async (m) => {
       const [instances, operations] = await Promise.all([
-        ready(() => new m.InstancesClient(options), signal),
-        ready(() => new m.ZoneOperationsClient(options), signal),
+        ready(() => new m.InstancesClient(options)),
+        ready(() => new m.ZoneOperationsClient(options)),
       ]);
       return { instances, operations };
     });
@@ -115,17 +116,17 @@ export function createGceApi(config: GceConfig): GceApi {
     p.catch(() => {
       if (clients === p) clients = undefined;
     });
-    return p;
+    return bounded(() => p, signal);
   };
   const imagesClient = (signal?: AbortSignal) => {
     images ??= import("@google-cloud/compute").then((m) =>
-      ready(() => new m.ImagesClient(options), signal),
+      ready(() => new m.ImagesClient(options)),
     );
     const p = images;
     p.catch(() => {
       if (images === p) images = undefined;
     });
-    return p;
+    return bounded(() => p, signal);
   };
   /** A call that changes something: GCE answers with the zone operation doing it. */
   const mutate = async (
@@ -204,8 +205,8 @@ export function createGceApi(config: GceConfig): GceApi {
 
 /**
  * The call `start` makes, abandoned (rejecting with the abort reason) when `signal` aborts, or
- * with a timeout error when `timeoutMs` passes. The SDK's REST calls cannot be cancelled from outside, so an abandoned call runs to
- * its end in the background, its outcome ignored.
+ * with a timeout error when `timeoutMs` passes. The SDK's REST calls cannot be cancelled from
+ * outside, so an abandoned call runs to its end in the background, its outcome ignored.
  */
 export function bounded<T>(
   start: () => Promise<T>,
