@@ -222,6 +222,23 @@ describe("create", () => {
     );
   });
 
+  it("returns the VM as asked for when reading it back fails, its address to follow", async () => {
+    const h = await setup();
+    h.fake.failNext({ call: "get" }, gceErrors.backendError());
+    const inst = asGce(await h.set.create(request()));
+    expect(inst).toMatchObject({
+      zone: "us-central1-a",
+      status: "PROVISIONING",
+      providerType: "e2-standard-2",
+      address: "",
+      tags: request().tags,
+    });
+    expect(h.fake.instance(inst.zone, inst.name)?.status).toBe("RUNNING");
+    expect(h.logs.map((l) => l.msg)).toContain(
+      "cannot read the new instance; its address follows with the next listing",
+    );
+  });
+
   it("refuses a tag GCE metadata cannot hold, before any request", async () => {
     const h = await setup();
     const before = h.fake.requests.length;

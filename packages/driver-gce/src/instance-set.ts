@@ -136,21 +136,17 @@ export class GceInstanceSet implements InstanceSet {
     for (let k = 0; k < zones.length; k++) {
       const index = (start + k) % zones.length;
       const zone = zones[index]!;
+      const resource = instanceResource({
+        config: this.config,
+        zone,
+        name,
+        request,
+        setLabel: this.#setLabel,
+        bootDiskSizeGb,
+      });
       let err: unknown;
       try {
-        const op = await this.api.insert(
-          zone,
-          instanceResource({
-            config: this.config,
-            zone,
-            name,
-            request,
-            setLabel: this.#setLabel,
-            bootDiskSizeGb,
-          }),
-          signal,
-        );
-        await this.#waitDone(zone, op, signal);
+        await this.#waitDone(zone, await this.api.insert(zone, resource, signal), signal);
       } catch (e) {
         err = e;
       }
@@ -160,16 +156,16 @@ export class GceInstanceSet implements InstanceSet {
       if (err === undefined) {
         this.#createBackoff.reset();
         this.logger.info(
-          { Instance: `${zone}/${name}`, InstanceType: instanceType.Name, zone },
+          { Instance: `${zone}/${name}`, InstanceType: instanceType.Name, Zone: zone },
           "created instance",
         );
-        return this.#created(zone, name, signal);
+        return this.#created(zone, resource, signal);
       }
       // Report a capacity error if there was one: that is what the pool can act on.
       if (!isCapacityError(errToReturn) || isCapacityError(err)) errToReturn = err;
       if (!isZoneSpecificError(err) || k === zones.length - 1) break;
       this.logger.warn(
-        { zone, error: errorMessage(err) },
+        { Zone: zone, error: errorMessage(err) },
         "instance insert failed, trying next zone",
       );
     }
@@ -192,17 +188,21 @@ export class GceInstanceSet implements InstanceSet {
     return Math.max(min, imageGb);
   }
 
-  /** The new VM as GCE now describes it; without the address if that look-up fails. */
-  async #created(zone: string, name: string, signal?: AbortSignal): Promise<Instance> {
+  /** The new VM as GCE now describes it, or as it was asked for (no address yet) if that fails. */
+  async #created(
+    zone: string,
+    resource: GceInstanceResource,
+    signal?: AbortSignal,
+  ): Promise<Instance> {
     try {
-      return new GceInstance(this, await this.api.get(zone, name, signal));
+      return new GceInstance(this, await this.api.get(zone, resource.name ?? "", signal));
     } catch (err) {
       // The VM exists; the next listing brings its address.
       this.logger.warn(
-        { Instance: `${zone}/${name}`, error: errorMessage(err) },
+        { Instance: `${zone}/${resource.name ?? ""}`, error: errorMessage(err) },
         "cannot read the new instance; its address follows with the next listing",
       );
-      return new GceInstance(this, { name, zone, status: "PROVISIONING" });
+      return new GceInstance(this, { ...resource, zone, status: "PROVISIONING" });
     }
   }
 
