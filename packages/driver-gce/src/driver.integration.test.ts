@@ -53,7 +53,7 @@ describe("create", () => {
     const stored = h.fake.instance("us-central1-a", inst.name)! as Json;
     expect(inst.name).toMatch(/^compute-zzzzz-gj3su-0123456789abcde-[a-z0-9]{15}$/);
     expect(stored["machineType"]).toMatch(/\/zones\/us-central1-a\/machineTypes\/e2-standard-2$/);
-    expect(stored["labels"]).toEqual({ team: "genomics", "arvados-instance-set": SET_ID });
+    expect(stored["labels"]).toEqual({ team: "genomics", arvados_instance_set: SET_ID });
     const items = Object.fromEntries(
       (stored["metadata"].items as { key: string; value: string }[]).map((i) => [i.key, i.value]),
     );
@@ -69,7 +69,7 @@ describe("create", () => {
         initializeParams: {
           sourceImage: "projects/fake-project/global/images/arvados-compute-1",
           diskType: "zones/us-central1-a/diskTypes/pd-balanced",
-          labels: { team: "genomics", "arvados-instance-set": SET_ID },
+          labels: { team: "genomics", arvados_instance_set: SET_ID },
         },
       },
     ]);
@@ -154,7 +154,7 @@ describe("create", () => {
       initializeParams: {
         diskType: "zones/europe-west4-b/diskTypes/pd-balanced",
         diskSizeGb: "101",
-        labels: { "arvados-instance-set": SET_ID },
+        labels: { arvados_instance_set: SET_ID },
       },
     });
     const items = (stored["metadata"].items as { key: string }[]).map((i) => i.key);

@@ -110,7 +110,7 @@ export class GceInstanceSet implements InstanceSet {
     this.#ownApi = options.api === undefined;
   }
 
-  /** The value of the `arvados-instance-set` label on this set's VMs. */
+  /** The value of the `arvados_instance_set` label on this set's VMs. */
   get setLabel(): string {
     return this.#setLabel;
   }

@@ -30,11 +30,11 @@ describe("one instance set on a fake with small pages", () => {
     const mine = [asGce(await h.set.create(request())), asGce(await h.set.create(request()))];
     // One of ours in a zone no longer configured, another set's, and one made outside Arvados.
     h.fake.addInstance("us-east1-b", "compute-old-zone", {
-      labels: { "arvados-instance-set": SET_ID },
+      labels: { arvados_instance_set: SET_ID },
       metadata: { ArvadosInstanceSetID: SET_ID, ArvadosIdleBehavior: "run" },
     });
     h.fake.addInstance("us-central1-a", "compute-other", {
-      labels: { "arvados-instance-set": "zzzzz-gj3su-otherotherother" },
+      labels: { arvados_instance_set: "zzzzz-gj3su-otherotherother" },
       metadata: { ArvadosInstanceSetID: "zzzzz-gj3su-otherotherother" },
     });
     h.fake.addInstance("us-central1-b", "web-server", { labels: { app: "web" } });

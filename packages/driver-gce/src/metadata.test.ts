@@ -129,10 +129,10 @@ describe("sourceImagePath", () => {
 });
 
 describe("the fake's list filter", () => {
-  const vm = { name: "a", status: "RUNNING", labels: { "arvados-instance-set": "s1", app: "x" } };
+  const vm = { name: "a", status: "RUNNING", labels: { arvados_instance_set: "s1", app: "x" } };
   it.each([
-    ['labels.arvados-instance-set = "s1"', true],
-    ["labels.arvados-instance-set = s2", false],
+    ['labels.arvados_instance_set = "s1"', true],
+    ["labels.arvados_instance_set = s2", false],
     ['(labels.app = "x") AND (status != TERMINATED)', true],
     ['(labels.app = "x") (name = "b")', false],
   ])("%s → %s", (filter, want) => {

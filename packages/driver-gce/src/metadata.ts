@@ -10,8 +10,11 @@
 import { createHash, randomInt } from "node:crypto";
 import type { InstanceTags } from "@dispatch-cloud/cloud-driver-api";
 
-/** The label that marks the VMs (and disks) of one instance set, for the list filter. */
-export const INSTANCE_SET_LABEL = "arvados-instance-set";
+/**
+ * The label that marks the VMs (and disks) of one instance set, for the list filter. An
+ * underscore rather than a dash keeps the key a plain name in the filter expression.
+ */
+export const INSTANCE_SET_LABEL = "arvados_instance_set";
 
 /**
  * Metadata keys the guest environment or GCE interprets. The driver writes `startup-script` and

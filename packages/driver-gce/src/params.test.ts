@@ -112,12 +112,12 @@ describe("parseGceParameters", () => {
       {
         Project: "p",
         Zone: "us-east1-b",
-        Labels: { Team: "x", ok: "Not-Lower", "arvados-instance-set": "x" },
+        Labels: { Team: "x", ok: "Not-Lower", arvados_instance_set: "x" },
       },
       [
         `${P}.Labels.Team: label keys must be lowercase letters, digits, _ and - (at most 63, starting with a letter)`,
         `${P}.Labels.ok: label values must be lowercase letters, digits, _ and - (at most 63), not "Not-Lower"`,
-        `${P}.Labels.arvados-instance-set: is the driver's own label for the instance set`,
+        `${P}.Labels.arvados_instance_set: is the driver's own label for the instance set`,
       ],
     ],
     [

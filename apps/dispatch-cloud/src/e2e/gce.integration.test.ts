@@ -131,7 +131,7 @@ describe("the daemon on GCE (fake Compute API, sshd as the VM)", () => {
     vm = created[0]!;
     // The instance set is the MD5 of the SystemRootToken; its label is that value.
     const setId = createHash("md5").update(peer.token).digest("hex");
-    expect(vm.labels).toEqual({ cluster: "zzzzz", "arvados-instance-set": setId });
+    expect(vm.labels).toEqual({ cluster: "zzzzz", arvados_instance_set: setId });
     const meta = Object.fromEntries(vm.metadata.items.map((i) => [i.key, i.value]));
     expect(meta).toMatchObject({
       ArvadosInstanceSetID: setId,
