@@ -41,7 +41,20 @@ describe("examples/gce.yml", () => {
     if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.text).join("\n"));
     const { cluster } = loaded.config;
     expect(cluster.Containers.CloudVMs.Driver).toBe("gce");
-    expect(defaultDrivers().has("gce")).toBe(true);
+    // The daemon's registry checks them as config-check does: nothing to report.
+    const params = cluster.Containers.CloudVMs.DriverParameters;
+    expect(defaultDrivers().checkParameters("gce", params)).toEqual({
+      errors: [],
+      unknownKeys: [],
+    });
+    expect(
+      defaultDrivers().checkParameters("gce", { ...params, Zones: ["uscentral1"], SubnetID: "x" }),
+    ).toEqual({
+      errors: [
+        'Containers.CloudVMs.DriverParameters.Zones[0]: must be a zone name such as us-central1-a, not "uscentral1"',
+      ],
+      unknownKeys: ["Containers.CloudVMs.DriverParameters.SubnetID"],
+    });
     const config = await resolveGceConfig(
       parseGceParameters(cluster.Containers.CloudVMs.DriverParameters),
     );

@@ -7,6 +7,11 @@ export interface CliIo {
   readonly readStdin: () => Promise<string>;
   /** Aborted on SIGTERM/SIGINT: `run` stops cleanly. Absent: runs until the process ends. */
   readonly stopSignal?: AbortSignal;
+  /**
+   * The runner `DeployRunnerBinary: /proc/self/exe` stands for, where this installation keeps
+   * it (the Debian package); absent: the checkout's apps/crunch-run build.
+   */
+  readonly runnerBinaryPath?: string;
 }
 
 /** Where a command reports its exit status; commands never call process.exit themselves. */
@@ -23,4 +28,13 @@ export function defaultConfigPath(env: CliIo["env"]): string {
 
 export function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Resolves when `signal` aborts; never without one (the process then runs until killed). */
+export function waitForAbort(signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return new Promise(() => undefined);
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
 }

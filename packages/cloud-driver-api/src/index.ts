@@ -53,4 +53,10 @@ export {
   withDefaultTags,
   type DecorateOptions,
 } from "./decorators.js";
-export { UnsupportedDriverError, createDriverRegistry, type DriverRegistry } from "./registry.js";
+export {
+  UnsupportedDriverError,
+  createDriverRegistry,
+  type DriverDefinition,
+  type DriverRegistry,
+  type ParameterReport,
+} from "./registry.js";

@@ -10,6 +10,7 @@ export type { TrustedCertificates } from "./clients.js";
 export { classifyAzureError, parseRetryAfter, DEFAULT_RETRY_AFTER_MS } from "./classify.js";
 export { AzureDriverError, type AzureDriverErrorReason } from "./errors.js";
 export {
+  AZURE_PARAMETER_KEYS,
   CLOUD_ENVIRONMENTS,
   readParameters,
   type AzureParameters,

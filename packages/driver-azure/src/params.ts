@@ -78,6 +78,30 @@ export interface AzureParameters {
   readonly StorageBlobEndpoint: string;
 }
 
+/** Every DriverParameters key the Azure driver reads (config checks warn about any other). */
+export const AZURE_PARAMETER_KEYS = [
+  "SubscriptionID",
+  "ClientID",
+  "ClientSecret",
+  "TenantID",
+  "CloudEnvironment",
+  "ResourceGroup",
+  "ImageResourceGroup",
+  "Location",
+  "Network",
+  "NetworkResourceGroup",
+  "Subnet",
+  "StorageAccount",
+  "BlobContainer",
+  "SharedImageGalleryName",
+  "SharedImageGalleryImageVersion",
+  "DeleteDanglingResourcesAfter",
+  "AdminUsername",
+  "ResourceManagerEndpoint",
+  "ActiveDirectoryEndpoint",
+  "StorageBlobEndpoint",
+] as const;
+
 /**
  * Reads and checks DriverParameters (keys case-insensitive, unknown keys ignored: the object
  * also carries the EC2 driver's defaults). Throws a DriverParametersError listing every problem
@@ -87,7 +111,7 @@ export function readParameters(
   raw: Readonly<Record<string, unknown>> | null | undefined,
   options: { credentialInjected: boolean },
 ): AzureParameters {
-  const r = readDriverParameters(raw);
+  const r = readDriverParameters(raw, undefined, AZURE_PARAMETER_KEYS);
   const optional = (key: string) => r.string(key, { default: "" });
   const required = (key: string) => r.string(key, { nonEmpty: true });
   const credential = options.credentialInjected ? optional : required;

@@ -1,8 +1,19 @@
-import type { DriverFactory } from "@dispatch-cloud/cloud-driver-api";
+import type { DriverDefinition, DriverFactory } from "@dispatch-cloud/cloud-driver-api";
 import { createGceInstanceSet } from "./instance-set.js";
+import { GCE_PARAMETER_KEYS, parseGceParameters } from "./params.js";
 
 /** The `gce` driver: `Containers.CloudVMs.Driver: gce`. */
 export const createGceDriver: DriverFactory = (context) => createGceInstanceSet(context);
+
+/**
+ * The `gce` driver with its DriverParameters keys and check, for the registry. The check reads
+ * no CredentialsFile: a config check need not see the key the daemon will read.
+ */
+export const gceDriver: DriverDefinition = {
+  create: createGceDriver,
+  parameterKeys: GCE_PARAMETER_KEYS,
+  parseParameters: (p) => parseGceParameters(p),
+};
 
 export {
   createGceInstanceSet,

@@ -7,10 +7,7 @@ import {
 } from "@dispatch-cloud/cloud-driver-api";
 import { INSTANCE_SET_LABEL } from "./metadata.js";
 
-/**
- * Every DriverParameters key this driver reads. Other keys are ignored (the object also carries
- * the EC2 and Azure defaults), so a checker that warns about unknown keys can use this list.
- */
+/** Every DriverParameters key the GCE driver reads (config checks warn about any other). */
 export const GCE_PARAMETER_KEYS = [
   "Project",
   "Zone",
@@ -98,7 +95,7 @@ export function regionOf(zone: string): string {
  * shape here but never echoed in a problem.
  */
 export function parseGceParameters(parameters: Readonly<Record<string, unknown>>): GceConfig {
-  const r = readDriverParameters(parameters);
+  const r = readDriverParameters(parameters, undefined, GCE_PARAMETER_KEYS);
   const credentials = readCredentials(r);
   let project = r.string("Project", { default: "" });
   if (project === "" && credentials.kind === "inline") project = credentials.key.project_id ?? "";

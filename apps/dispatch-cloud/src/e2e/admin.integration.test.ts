@@ -1,5 +1,6 @@
 // The admin CLI (instance list/hold/drain/run/kill) against the daemon, bad management requests,
 // and the daemon's start-up refusals: all with the built CLI as child processes.
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   MANAGEMENT_TOKEN,
@@ -33,7 +34,7 @@ describe("admin CLI and management API", () => {
       token: peer.token,
       port: await freePort(),
       // Long enough for the CLI (a node process each) to see it running, on a busy machine too.
-      driverParameters: { ContainerRunTime: "15s" },
+      driverParameters: { ContainerRunTime: "15s", NoSuchKnob: 1 },
     });
     daemon = startDaemon(cfg.path, { ARVADOS_API_TOKEN: "ignored-by-the-daemon" });
     await waitListening(daemon);
@@ -50,6 +51,12 @@ describe("admin CLI and management API", () => {
       daemon.logs().some((l) => l.level === "warning" && l.msg.includes("ARVADOS_API_TOKEN")),
     ).toBe(true);
     expect(daemon.stderr()).not.toContain("ignored-by-the-daemon");
+  });
+
+  it("warns at start about a DriverParameters key the driver never reads", () => {
+    expect(daemon.logs().map((l) => l.msg)).toContain(
+      "deprecated or unknown config entry: Clusters.zzzzz.Containers.CloudVMs.DriverParameters.NoSuchKnob (the stub driver does not read it)",
+    );
   });
 
   it("lists, holds, drains, runs and kills instances", async () => {
@@ -227,7 +234,7 @@ describe("daemon start-up", () => {
     await peer?.stop();
   });
 
-  it("refuses a second dispatcher for the same InstanceSetID, and stops cleanly on SIGTERM", async () => {
+  it("refuses a second dispatcher for the same InstanceSetID, and stops cleanly on SIGTERM even with a half-sent request open", async () => {
     const a = writeConfig({ controllerUrl: peer.url, token: peer.token, port: await freePort() });
     const b = writeConfig({ controllerUrl: peer.url, token: peer.token, port: await freePort() });
     const first = startDaemon(a.path);
@@ -239,6 +246,17 @@ describe("daemon start-up", () => {
         `another dispatcher (process ${first.child.pid}) already runs for InstanceSetID`,
       );
       expect(second.stderr).not.toMatch(/\n\s+at /);
+      // A client that never finishes its request headers must not hold up the stop.
+      const url = new URL(a.url);
+      const half = net.connect(Number(url.port), url.hostname);
+      half.on("error", () => undefined);
+      await new Promise<void>((r) => half.once("connect", () => r()));
+      half.write("GET /_health/ping HTTP/1.1\r\nHost: x\r\n");
+      const t0 = Date.now();
+      expect(await first.stop()).toBe(0);
+      // Without closing such connections the stop waits for Node's 60 s headers timeout.
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      half.destroy();
     } finally {
       expect(await first.stop()).toBe(0);
       a.cleanup();

@@ -1,0 +1,20 @@
+export {
+  SSL_MODES,
+  checkConnection,
+  connectionConfigured,
+  describeServer,
+  type ConnectionCheck,
+  type ConnectionSettings,
+  type SslMode,
+} from "./connection.js";
+export {
+  ClusterLock,
+  DISPATCH_LOCK_KEY,
+  RETRY_MS,
+  describeHolder,
+  lockApplicationName,
+  type Clock,
+  type ClusterLockOptions,
+  type LockHolder,
+  type Logger,
+} from "./lock.js";
