@@ -117,7 +117,7 @@ export interface DispatcherOptions {
   readonly clock?: Clock;
   /** The runner `/proc/self/exe` stands for (default: the bundled apps/crunch-run build). */
   readonly runnerBinaryPath?: string;
-  /** The drivers by name (default: ec2, azure, loopback, stub). Tests inject a shared stub cloud. */
+  /** The drivers by name (default: ec2, azure, gce, loopback, stub). Tests inject a shared stub cloud. */
   readonly drivers?: DriverRegistry;
   /** Metrics registry (default: a fresh one). */
   readonly registry?: Registry;
