@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { bootFakeVm, FakeGce, type BootedVm } from "@dispatch-cloud/driver-gce/testing";
@@ -29,6 +29,7 @@ afterAll(async () => {
   await Promise.all(sshds.map((s) => s.stop()));
   await Promise.all(vms.map((v) => v.remove()));
   await fake?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test("GCE on the fake: one run per zone, SSH to the booted VM with the secret, delete", async () => {
