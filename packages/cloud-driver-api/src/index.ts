@@ -32,6 +32,7 @@ export {
   type TagKeys,
 } from "./tags.js";
 export { normalizePriceHistory } from "./price.js";
+export { ThrottleBackoff } from "./backoff.js";
 export { abortReason, systemClock, type Clock } from "./clock.js";
 export { authorizedKeyWire, generateEd25519KeyPair, type SshKeyPair } from "./ssh-keys.js";
 export {

@@ -18,6 +18,7 @@ import {
   readParameters as readAzureParameters,
 } from "@dispatch-cloud/driver-azure";
 import { ec2Driver } from "@dispatch-cloud/driver-ec2";
+import { gceDriver } from "@dispatch-cloud/driver-gce";
 import { loopbackDriver } from "@dispatch-cloud/driver-loopback";
 import { stubDriverDefinition } from "@dispatch-cloud/driver-stub";
 import type { Scheduler } from "@dispatch-cloud/scheduler";
@@ -64,6 +65,7 @@ export function defaultDrivers(): DriverRegistry {
       parameterKeys: AZURE_PARAMETER_KEYS,
       parseParameters: (p) => readAzureParameters(p, { credentialInjected: false }),
     },
+    gce: gceDriver,
     // Arvados's loopback driver reads no DriverParameters either.
     loopback: { create: loopbackDriver, parameterKeys: [], parseParameters: () => undefined },
     stub: stubDriverDefinition,
@@ -103,7 +105,7 @@ export interface DispatcherOptions {
   readonly clock?: Clock;
   /** Where the bundled runner is (default: the apps/crunch-run build beside this app). */
   readonly runnerBinaryPath?: string;
-  /** The drivers by name (default: ec2, azure, loopback, stub). Tests inject a shared stub cloud. */
+  /** The drivers by name (default: ec2, azure, gce, loopback, stub). Tests inject a shared stub cloud. */
   readonly drivers?: DriverRegistry;
   /** Metrics registry (default: a fresh one). */
   readonly registry?: Registry;
