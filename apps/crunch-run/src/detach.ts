@@ -1,42 +1,59 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { acquireLock, writeProcInfo } from "./locks.js";
+import { acquireContainerLock, writeProcInfo, type ProcInfo } from "./locks.js";
 
-/** The environment variable that tells the background copy which fd to say "ready" on. */
+/** Tell the background copy which descriptors are the "ready" pipe and its container lock. */
 export const READY_FD_ENV = "CRUNCH_RUN_READY_FD";
+export const LOCK_FD_ENV = "CRUNCH_RUN_LOCK_FD";
 const READY_FD = 3;
+const LOCK_FD = 4;
 
 /** How long the background copy may take to start before `--detach` gives up on it. */
 const READY_TIMEOUT_MS = 60_000;
 
+let lockFd: number | null = null;
+
 /**
- * Called by the background copy once its signal handlers are in place: from then on the lock
- * file may name it, because `--list`'s SIGUSR2 and the dispatcher's SIGTERM no longer kill it
- * silently (Node's default action for both is to exit).
+ * In the background copy: the descriptor of the container's lock file (inherited from
+ * `--detach`, with the exclusive lock on it), or null when this process was not started by
+ * `--detach`. It stays open for the process's whole life; whatever it is passed to shares the
+ * lock.
  */
-export function announceReady(): void {
-  const fd = process.env[READY_FD_ENV];
-  if (fd === undefined) return;
+export function inheritedLockFd(): number | null {
+  return lockFd;
+}
+
+/**
+ * Called by the background copy once its signal handlers are in place: writes its procinfo
+ * into the lock file, so from now on `--list` (SIGUSR2) and `--kill` (SIGTERM) reach it, then
+ * tells `--detach` it is ready. Before this, the lock file is empty and both leave it alone
+ * (Node's default action for either signal is to exit without a word).
+ */
+export function announceReady(uuid: string): void {
+  const ready = process.env[READY_FD_ENV];
+  const lock = process.env[LOCK_FD_ENV];
   delete process.env[READY_FD_ENV];
+  delete process.env[LOCK_FD_ENV];
+  if (lock !== undefined) {
+    lockFd = Number(lock);
+    writeProcInfo(lockFd, { UUID: uuid, PID: process.pid });
+  }
+  if (ready === undefined) return;
   try {
-    fs.writeSync(Number(fd), "ready\n");
-    fs.closeSync(Number(fd));
+    fs.writeSync(Number(ready), "ready\n");
+    fs.closeSync(Number(ready));
   } catch {
-    // --detach went away; it removes the lock, and the dispatcher's next probe sees no runner.
+    // --detach went away; we are named in the lock file all the same.
   }
 }
 
 /**
- * `--detach`: take the container's lock file, start a copy of this program in a new session with
- * `--no-detach` and the same arguments, hand it our stdin (the dispatcher's config, with secrets:
- * never argv), wait until it has installed its signal handlers, record its PID, print
- * `{"UUID":…,"PID":…}` and return. The dispatcher's SSH command ends here while the container
- * runs on.
- *
- * The lock names this process (which handles the signals itself) until the copy says it is
- * ready: a `--list` probe sends SIGUSR2 to whatever PID the lock names, and a copy still starting
- * up would die of it without a word, leaving its container Locked or Running with no runner.
+ * `--detach`: take the container's lock, start a copy of this program in a new session with
+ * `--no-detach` and the same arguments, holding the same lock; hand it our stdin (the
+ * dispatcher's config, with secrets: never argv); once it is ready (it has recorded its PID in
+ * the lock file), return `{"UUID":…,"PID":…}`. The dispatcher's SSH command ends here while the
+ * container runs on. If the copy cannot start, the lock goes with it.
  */
 export async function detach(options: {
   dir: string;
@@ -45,10 +62,8 @@ export async function detach(options: {
   stdin: Buffer;
   /** Aborted when this process is told to stop (SIGTERM/SIGINT) while the copy starts. */
   signal: AbortSignal;
-}): Promise<{ UUID: string; PID: number }> {
-  const { fd, file } = acquireLock(options.dir, options.uuid);
-  fs.closeSync(fd);
-  writeProcInfo(file, { UUID: options.uuid, PID: process.pid });
+}): Promise<ProcInfo> {
+  const fd = acquireContainerLock(options.dir, options.uuid);
   try {
     const logFile = path.join(options.dir, `crunch-run-${options.uuid}.log`);
     const out = fs.openSync(logFile, "a", 0o600);
@@ -56,8 +71,8 @@ export async function detach(options: {
     if (script === undefined) throw new Error("cannot tell which program to run in the background");
     const child = spawn(process.execPath, [script, "--no-detach", ...options.argv], {
       detached: true,
-      stdio: ["pipe", out, out, "pipe"],
-      env: { ...process.env, [READY_FD_ENV]: String(READY_FD) },
+      stdio: ["pipe", out, out, "pipe", fd],
+      env: { ...process.env, [READY_FD_ENV]: String(READY_FD), [LOCK_FD_ENV]: String(LOCK_FD) },
     });
     fs.closeSync(out);
     const ready = child.stdio[READY_FD];
@@ -96,13 +111,12 @@ export async function detach(options: {
       child.stdin?.on("error", () => undefined);
       child.stdin?.end(options.stdin);
     });
-    writeProcInfo(file, { UUID: options.uuid, PID: pid });
     child.removeAllListeners("exit");
     ready?.destroy();
     child.unref();
     return { UUID: options.uuid, PID: pid };
-  } catch (err) {
-    fs.rmSync(file, { force: true });
-    throw err;
+  } finally {
+    // The background copy holds the lock now (or has died and released it with its copy).
+    fs.closeSync(fd);
   }
 }

@@ -1,4 +1,6 @@
-import { isAlive, lockPath, readProcInfo } from "./locks.js";
+import fs from "node:fs";
+import os from "node:os";
+import { decodeProcInfo, isAlive, lockPath } from "./locks.js";
 
 export type KillResult =
   | { readonly exitCode: 0; readonly message: string | null }
@@ -7,31 +9,50 @@ export type KillResult =
 const POLL_MS = 10;
 const WAIT_MS = 1000;
 
+function signalName(n: number): string {
+  const found = Object.entries(os.constants.signals).find(([, v]) => v === n);
+  return found?.[0] ?? `signal ${n}`;
+}
+
 /**
- * `--kill N <uuid>`: signal the container's runner and wait up to a second for it to exit.
- * No lock file means nothing runs: success. Exit 1 tells the dispatcher to try again later.
+ * `--kill N <uuid>`, as Arvados's crunch-run does it: send signal N to the PID in the
+ * container's lock file, then wait up to a second for that process to go. No lock file means
+ * nothing runs: success. An empty one (a runner still starting) or one naming another
+ * container is an error, so the dispatcher tries again later. Exit 1 also when the process
+ * outlives the second.
  */
 export async function killContainer(
   dir: string,
   uuid: string,
   signal: number,
 ): Promise<KillResult> {
-  const info = readProcInfo(lockPath(dir, uuid));
-  if (info === null) return { exitCode: 0, message: null };
+  const file = lockPath(dir, uuid);
+  let text: string;
   try {
-    process.kill(info.PID, signal);
+    text = fs.readFileSync(file, "utf8");
   } catch (err) {
-    return { exitCode: 0, message: `${uuid}: pid ${info.PID}: ${(err as Error).message}` };
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { exitCode: 0, message: null };
+    return { exitCode: 1, message: `open ${file}: ${(err as Error).message}` };
+  }
+  const decoded = decodeProcInfo(text);
+  if (!decoded.ok) return { exitCode: 1, message: `decode ${file}: ${decoded.error}` };
+  const { UUID, PID } = decoded.info;
+  if (UUID !== uuid || PID === 0) {
+    return { exitCode: 1, message: `${file}: bogus procinfo: {UUID:${UUID} PID:${PID}}` };
+  }
+  try {
+    process.kill(PID, signal);
+  } catch (err) {
+    return { exitCode: 0, message: `${uuid}: pid ${PID}: ${(err as Error).message}` };
   }
   const deadline = Date.now() + WAIT_MS;
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    if (!isAlive(info.PID)) {
-      return { exitCode: 0, message: `${uuid}: pid ${info.PID}: process exited` };
-    }
+    // Unlike a bare signal 0, this sees an exited but unreaped runner (a zombie) as gone.
+    if (!isAlive(PID)) return { exitCode: 0, message: `${uuid}: pid ${PID}: process exited` };
   }
   return {
     exitCode: 1,
-    message: `${uuid}: sent signal ${signal} to pid ${info.PID} but process is still alive`,
+    message: `${uuid}: pid ${PID}: sent signal ${signal} (${signalName(signal)}) but process is still alive`,
   };
 }

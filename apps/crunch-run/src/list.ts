@@ -1,51 +1,123 @@
 import fs from "node:fs";
 import path from "node:path";
-import { BROKEN_MARKER, PRICES_FILE, lockState, readProcInfo } from "./locks.js";
+import { flock } from "./flock.js";
+import {
+  BROKEN_MARKER,
+  LOCK_PREFIX,
+  LOCK_SUFFIX,
+  PRICES_FILE,
+  decodeProcInfo,
+  readFd,
+  withDirLock,
+} from "./locks.js";
+
+export interface ListResult {
+  /** What goes to stdout, one line each. */
+  readonly lines: readonly string[];
+  /** Problems with single files (reported, then skipped), and the error that stopped the scan. */
+  readonly errors: readonly string[];
+  readonly exitCode: 0 | 1;
+}
 
 /**
- * `--list`: one line per container with a live runner, `<uuid> stale` where the runner is gone
- * but its container process is not, and `broken` while the broken-node marker exists.
- * Abandoned lock files are removed. With `prices`, the price history is saved first so running
- * containers can pick it up (they reload it on SIGUSR2, which `--list` sends them).
+ * `--list`, by the rules of Arvados's crunch-run so that its output means the same whichever
+ * runner wrote the lock files: walking the lock directory in name order,
+ * - `crunch-run-broken` prints `broken`;
+ * - an empty lock file is a runner still starting: skipped;
+ * - a lock file whose lock can be shared (nobody holds it exclusively) is abandoned: deleted
+ *   under the directory lock, not printed;
+ * - otherwise SIGUSR2 goes to the recorded PID (a running crunch-run reloads its prices): if it
+ *   arrives the UUID is printed, if not the lock is held by something else (a process that
+ *   inherited it) and `<uuid> stale` is printed.
+ * With `prices`, the price history is saved first (atomically) for the runners to read.
  */
-export function listContainers(dir: string, prices: Buffer | null): string[] {
-  if (prices !== null && prices.length > 0) {
-    const target = path.join(dir, PRICES_FILE);
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(`${target}.tmp`, prices);
-    fs.renameSync(`${target}.tmp`, target);
-  }
+export function listContainers(dir: string, prices: Buffer | null): ListResult {
   const lines: string[] = [];
+  const errors: string[] = [];
+  if (prices !== null && prices.length > 0) savePrices(dir, prices, errors);
   let names: string[];
   try {
-    names = fs.readdirSync(dir);
+    names = fs.readdirSync(dir).sort();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return lines;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { lines, errors, exitCode: 0 };
+    errors.push(`read ${dir}: ${(err as Error).message}`);
+    return { lines, errors, exitCode: 1 };
   }
-  if (names.includes(BROKEN_MARKER)) lines.push("broken");
-  for (const name of names.sort()) {
-    const m = /^crunch-run-(.+)\.lock$/.exec(name);
-    if (m === null) continue;
+  for (const name of names) {
     const file = path.join(dir, name);
-    const info = readProcInfo(file);
-    if (info === null) continue;
-    switch (lockState(info)) {
-      case "running":
-        try {
-          process.kill(info.PID, "SIGUSR2");
-        } catch {
-          // Exited between the check and the signal: the next probe will see it gone.
-        }
-        lines.push(info.UUID);
-        break;
-      case "stale":
-        lines.push(`${info.UUID} stale`);
-        break;
-      case "abandoned":
-        fs.rmSync(file, { force: true });
-        break;
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(file);
+    } catch {
+      continue; // gone since the directory was read
+    }
+    if (st.isDirectory()) continue;
+    if (name === BROKEN_MARKER) {
+      lines.push("broken");
+      continue;
+    }
+    if (!name.startsWith(LOCK_PREFIX) || !name.endsWith(LOCK_SUFFIX) || st.size === 0) continue;
+    try {
+      const line = probeLockFile(dir, file, errors);
+      if (line !== null) lines.push(line);
+    } catch (err) {
+      // Only the directory lock fails this way; the scan cannot go on safely without it.
+      errors.push((err as Error).message);
+      return { lines, errors, exitCode: 1 };
     }
   }
-  return lines;
+  return { lines, errors, exitCode: 0 };
+}
+
+function probeLockFile(dir: string, file: string, errors: string[]): string | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch {
+    return null;
+  }
+  try {
+    const abandoned = withDirLock(dir, () => {
+      if (!flock(fd, "shared", false)) return false;
+      try {
+        fs.unlinkSync(file);
+      } catch (err) {
+        errors.push(`unlink ${file}: ${(err as Error).message}`);
+      }
+      return true;
+    });
+    if (abandoned) return null;
+    const decoded = decodeProcInfo(readFd(fd));
+    if (!decoded.ok) {
+      errors.push(`${file}: ${decoded.error}`);
+      return null;
+    }
+    const { UUID, PID } = decoded.info;
+    if (UUID === "" || PID === 0) {
+      errors.push(`${file}: bogus procinfo: {UUID:${UUID} PID:${PID}}`);
+      return null;
+    }
+    try {
+      process.kill(PID, "SIGUSR2");
+    } catch {
+      // The runner is gone but its lock is still held: something it started inherited it.
+      return `${UUID} stale`;
+    }
+    return UUID;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function savePrices(dir: string, prices: Buffer, errors: string[]): void {
+  const target = path.join(dir, PRICES_FILE);
+  const tmp = `${target}~${process.pid}`;
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(tmp, prices, { mode: 0o777 });
+    fs.renameSync(tmp, target);
+  } catch (err) {
+    errors.push(`error writing price data to ${target}: ${(err as Error).message}`);
+    fs.rmSync(tmp, { force: true });
+  }
 }

@@ -1,10 +1,11 @@
 import fs from "node:fs";
-import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import { ArvadosApiError, ArvadosClient } from "@dispatch-cloud/arvados-client";
 import { UsageError, parseArgs, usage, type RunnerArgs } from "./args.js";
-import { announceReady, detach } from "./detach.js";
+import { announceReady, detach, inheritedLockFd } from "./detach.js";
 import { isEngine } from "./engine.js";
 import { killContainer } from "./kill.js";
 import { listContainers } from "./list.js";
+import { LockHeldError } from "./locks.js";
 import { runContainer, type RunnerApi } from "./run.js";
 
 export const VERSION = "dispatch-cloud crunch-run 0.1.0";
@@ -29,7 +30,12 @@ function readStdin(): Buffer {
   }
 }
 
-function clientApi(env: Record<string, string | undefined>): RunnerApi {
+const isNotFound = (err: unknown) => err instanceof ArvadosApiError && err.status === 404;
+
+function clientApi(
+  env: Record<string, string | undefined>,
+  caCerts: string | undefined,
+): RunnerApi {
   const apiHost = env["ARVADOS_API_HOST"];
   const token = env["ARVADOS_API_TOKEN"];
   if (!apiHost || !token) {
@@ -38,7 +44,8 @@ function clientApi(env: Record<string, string | undefined>): RunnerApi {
   const insecure = ["1", "true", "yes"].includes(
     (env["ARVADOS_API_HOST_INSECURE"] ?? "").toLowerCase(),
   );
-  const client = new ArvadosClient({ apiHost, token, insecure });
+  const tls = { insecure, ...(caCerts === undefined ? {} : { caCerts }) };
+  const client = new ArvadosClient({ apiHost, token, ...tls });
   return {
     getContainer: async (uuid) => {
       const c = await client.containers.get(uuid);
@@ -49,7 +56,39 @@ function clientApi(env: Record<string, string | undefined>): RunnerApi {
         cwd: c.cwd,
         environment: c.environment,
         container_image: c.container_image,
+        mounts: c.mounts,
+        output_glob: c.output_glob,
+        runtime_constraints: c.runtime_constraints,
       };
+    },
+    // As crunch-run: the container's own token (from `containers/<uuid>/auth`) reads its secret
+    // mounts; an API without either call (404) has none to give.
+    getSecretMounts: async (uuid) => {
+      try {
+        const auth = await client.request<{ uuid: string; api_token: string }>(
+          "GET",
+          `arvados/v1/containers/${uuid}/auth`,
+          {},
+        );
+        const own = new ArvadosClient({
+          apiHost,
+          token: `v2/${auth.uuid}/${auth.api_token}`,
+          ...tls,
+        });
+        try {
+          const res = await own.request<{ secret_mounts?: Record<string, { kind: string }> }>(
+            "GET",
+            `arvados/v1/containers/${uuid}/secret_mounts`,
+            {},
+          );
+          return res.secret_mounts ?? {};
+        } finally {
+          await own.close();
+        }
+      } catch (err) {
+        if (isNotFound(err)) return {};
+        throw err;
+      }
     },
     updateContainer: async (uuid, attrs) => {
       await client.containers.update(uuid, attrs, { select: ["uuid"] });
@@ -84,8 +123,10 @@ async function main(argv: readonly string[]): Promise<number> {
 
   if (args.list) {
     const prices = args.stdinPrices ? readStdin() : null;
-    for (const line of listContainers(lockDir, prices)) process.stdout.write(`${line}\n`);
-    return 0;
+    const result = listContainers(lockDir, prices);
+    for (const line of result.lines) process.stdout.write(`${line}\n`);
+    for (const line of result.errors) process.stderr.write(`${line}\n`);
+    return result.exitCode;
   }
   const uuid = args.containerUuid!;
   if (args.kill !== null) {
@@ -93,7 +134,8 @@ async function main(argv: readonly string[]): Promise<number> {
     if (result.message !== null) process.stderr.write(`${result.message}\n`);
     return result.exitCode;
   }
-  if (!isEngine(args.runtimeEngine)) {
+  // singularity passes: the background runner refuses it in the container's own log.
+  if (!isEngine(args.runtimeEngine) && args.runtimeEngine !== "singularity") {
     process.stderr.write(`crunch-run: unsupported RuntimeEngine "${args.runtimeEngine}"\n`);
     return 1;
   }
@@ -104,12 +146,19 @@ async function main(argv: readonly string[]): Promise<number> {
   const stop = stopSignal();
   if (args.detach && !args.noDetach) {
     const stdin = args.stdinConfig ? readStdin() : Buffer.alloc(0);
-    const procinfo = await detach({ dir: lockDir, uuid, argv, stdin, signal: stop });
-    process.stdout.write(`${JSON.stringify(procinfo)}\n`);
+    try {
+      const procinfo = await detach({ dir: lockDir, uuid, argv, stdin, signal: stop });
+      process.stdout.write(`${JSON.stringify(procinfo)}\n`);
+    } catch (err) {
+      if (!(err instanceof LockHeldError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
     return 0;
   }
 
-  announceReady();
+  announceReady(uuid);
+  if (args.sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, args.sleepMs));
 
   let config: StdinConfig = {};
   if (args.stdinConfig) {
@@ -123,14 +172,22 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   // The dispatcher's settings become this process's environment, as crunch-run does it.
   for (const [k, v] of Object.entries(config.Env ?? {})) process.env[k] = v;
+  const caCerts = args.caCerts === "" ? undefined : fs.readFileSync(args.caCerts, "utf8");
   const log = (message: string) =>
     process.stderr.write(`${new Date().toISOString()} ${uuid} ${message}\n`);
   return runContainer({
     uuid,
     engine: args.runtimeEngine,
+    engineOptions: {
+      lockFd: inheritedLockFd(),
+      enableMemoryLimit: args.enableMemoryLimit,
+      enableNetworking: args.enableNetworking,
+      networkMode: args.networkMode,
+    },
+    ignoredFlags: args.ignored,
     lockDir,
     brokenNodeHook: args.brokenNodeHook,
-    api: clientApi(process.env),
+    api: clientApi(process.env, caCerts),
     log,
     stop,
   });

@@ -1,19 +1,24 @@
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import readline from "node:readline";
-import { BROKEN_MARKER, lockPath, readProcInfo, writeProcInfo } from "./locks.js";
 import {
   EngineError,
   checkEngine,
   startContainer,
   type ContainerSpec,
   type EngineName,
+  type EngineOptions,
 } from "./engine.js";
-import path from "node:path";
-import { spawnSync } from "node:child_process";
+import { BROKEN_MARKER } from "./locks.js";
+import { refusal, unsupportedFeatures, type ContainerNeeds } from "./support.js";
 
 /** The calls the runner makes to the Arvados API. */
 export interface RunnerApi {
-  getContainer(uuid: string): Promise<ContainerSpec & { readonly state: string }>;
+  getContainer(uuid: string): Promise<ContainerSpec & ContainerNeeds & { readonly state: string }>;
+  /** The container's secret mounts ({} where the API has none to give). */
+  getSecretMounts(uuid: string): Promise<Readonly<Record<string, { readonly kind: string }>>>;
   updateContainer(uuid: string, attrs: Record<string, unknown>): Promise<void>;
   /** Append log lines of one stream (`stdout`, `stderr`, `crunch-run`) to the container's log. */
   writeLog(uuid: string, eventType: string, text: string): Promise<void>;
@@ -21,7 +26,11 @@ export interface RunnerApi {
 
 export interface RunOptions {
   readonly uuid: string;
-  readonly engine: EngineName;
+  /** `singularity` is accepted only to be refused with a reason the user can see. */
+  readonly engine: EngineName | "singularity";
+  readonly engineOptions: EngineOptions;
+  /** Flags accepted for compatibility that have no effect here, said in the container's log. */
+  readonly ignoredFlags: readonly string[];
   readonly lockDir: string;
   readonly brokenNodeHook: string;
   readonly api: RunnerApi;
@@ -88,23 +97,13 @@ function markBroken(options: RunOptions, reason: string): void {
 }
 
 /**
- * Run one container to the end: mark it Running, start the command, stream its output into the
- * container's log, and record how it ended: Complete with the exit code, or Cancelled when the
- * dispatcher asked us to stop (even before the command started). Returns the runner's own exit
- * status. The lock file is removed on the way out, whatever happened, so it never outlives the
- * PID it names (a PID the system may later give to an unrelated process).
+ * Run one container to the end: refuse it if it needs what this runner cannot do, else mark it
+ * Running, start the command, stream its output into the container's log, and record how it
+ * ended: Complete with the exit code, or Cancelled when the dispatcher asked us to stop (even
+ * before the command started). Returns the runner's own exit status. The container's lock file
+ * is left for `--list` to clear once the lock is free, as Arvados's crunch-run leaves it.
  */
 export async function runContainer(options: RunOptions): Promise<number> {
-  const file = lockPath(options.lockDir, options.uuid);
-  try {
-    return await runLocked(options, file);
-  } finally {
-    const info = readProcInfo(file);
-    if (info !== null && info.PID === process.pid) fs.rmSync(file, { force: true });
-  }
-}
-
-async function runLocked(options: RunOptions, file: string): Promise<number> {
   const { api, uuid, log, stop } = options;
   const logs = new LogWriter(api, uuid, (err) => log(`error writing log: ${String(err)}`));
   const say = (message: string) => {
@@ -126,8 +125,18 @@ async function runLocked(options: RunOptions, file: string): Promise<number> {
     log(`caught signal ${String(stop.reason)} before the container started: not running it`);
     return 1;
   }
+  for (const flag of options.ignoredFlags) say(`ignoring ${flag}`);
+  const problems = unsupportedFeatures(container, await api.getSecretMounts(uuid), options.engine);
+  if (problems.length > 0) {
+    const status = refusal(problems);
+    say(status.error);
+    await logs.flush();
+    await api.updateContainer(uuid, { state: "Cancelled", runtime_status: status });
+    return 1;
+  }
+  const engine = options.engine as EngineName;
   try {
-    checkEngine(options.engine);
+    checkEngine(engine);
   } catch (err) {
     // The container stays Locked: the dispatcher sees no runner and gives it to another node.
     const message = err instanceof Error ? err.message : String(err);
@@ -143,16 +152,13 @@ async function runLocked(options: RunOptions, file: string): Promise<number> {
   }
   let started;
   try {
-    started = startContainer(options.engine, container);
+    started = startContainer(engine, container, options.engineOptions);
   } catch (err) {
     say(`cannot start container: ${err instanceof Error ? err.message : String(err)}`);
     await cancel();
     return 1;
   }
   const child = started.process;
-  if (child.pid !== undefined) {
-    writeProcInfo(file, { UUID: uuid, PID: process.pid, ChildPID: child.pid });
-  }
 
   let cancelled = false;
   const onStop = () => {
@@ -167,14 +173,16 @@ async function runLocked(options: RunOptions, file: string): Promise<number> {
   stop.addEventListener("abort", onStop, { once: true });
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("close", (code, signal) => resolve({ code, signal }));
+    child.once("exit", (code, signal) => resolve({ code, signal }));
     // A command that cannot be executed (not found, not executable) ends like a shell's 127.
     child.once("error", (err) => {
       say(`cannot execute ${JSON.stringify(container.command[0])}: ${err.message}`);
       resolve({ code: 127, signal: null });
     });
   });
-  say(`running ${JSON.stringify(container.command)} with the ${options.engine} engine`);
+  const outputDone = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  say(`running ${JSON.stringify(container.command)} with the ${engine} engine`);
+  say("this runner saves no output or log collection: the container's output stays null");
   for (const [stream, eventType] of [
     [child.stdout, "stdout"],
     [child.stderr, "stderr"],
@@ -185,7 +193,16 @@ async function runLocked(options: RunOptions, file: string): Promise<number> {
 
   const { code, signal } = await exited;
   stop.removeEventListener("abort", onStop);
-  const exitCode = code ?? 128 + (signal === null ? 0 : 15);
+  // Whatever the command left running in its process group goes too: it would otherwise hold
+  // the container's lock, and the node would report a stale run lock.
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+  } catch {
+    // Nothing left.
+  }
+  await outputDone;
+  // Killed by a signal: the shell's convention, as docker reports it (SIGKILL → 137).
+  const exitCode = code ?? 128 + (signal === null ? 0 : (os.constants.signals[signal] ?? 0));
   started.cleanup();
   if (cancelled) {
     say("container stopped on request");

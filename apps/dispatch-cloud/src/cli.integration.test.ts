@@ -28,7 +28,9 @@ function run(args: string[], input?: string) {
 describe("dispatch-cloud as a child process", () => {
   test("config-check of the EC2 example exits 0", () => {
     const r = run(["config-check", "--config", "examples/ec2.yml"]);
-    expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    // Which crunch-run the VMs will run, and why: one line.
+    expect(r.stdout).toMatch(/^crunch-run on the VMs: "crunch-run" already on the image .*\n$/);
   });
 
   test("a broken file exits 1 naming the key path, without a stack trace", () => {

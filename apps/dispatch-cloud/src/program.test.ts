@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
+import { bundledRunnerPath } from "./daemon/index.js";
 import { goStyleFlags, runCli } from "./program.js";
 
 const examples = path.resolve(import.meta.dirname, "../../../examples");
@@ -22,7 +23,10 @@ describe("config-check", () => {
     const file = path.join(examples, "gpu-legacy-cuda.yml");
     const strict = await run(["config-check", "--config", file]);
     expect(strict.code).toBe(1);
-    expect(strict.stdout).toBe("");
+    // Which crunch-run the VMs will run, and why: one line.
+    expect(strict.stdout).toBe(
+      `crunch-run on the VMs: "crunch-run" already on the image (Containers.CrunchRunCommand), nothing deployed: DeployRunnerBinary is /proc/self/exe (the default), which in Arvados deploys the dispatcher's own crunch-run; this dispatcher has none to deploy on a real cloud (to deploy the bundled runner anyway, set DeployRunnerBinary to ${bundledRunnerPath()})\n`,
+    );
     expect(strict.stderr).toContain(
       "Clusters.zzzzz.InstanceTypes.g4dn.CUDA: deprecated section read as GPU",
     );

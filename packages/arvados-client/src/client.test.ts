@@ -356,7 +356,7 @@ describe("timeouts and cancellation", () => {
 });
 
 describe("TLS", () => {
-  it("accepts a self-signed certificate only when insecure", async () => {
+  it("accepts a self-signed certificate only when insecure or given as a root (--ca-certs)", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "arv-tls-"));
     const key = path.join(dir, "key.pem");
     const cert = path.join(dir, "cert.pem");
@@ -372,6 +372,8 @@ describe("TLS", () => {
         "-nodes",
         "-subj",
         "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
         "-days",
         "1",
         "-keyout",
@@ -398,6 +400,15 @@ describe("TLS", () => {
         "zzzzz-gj3su-000000000000000",
       );
       await lax.close();
+      const rooted = new ArvadosClient({
+        apiHost: `127.0.0.1:${port}`,
+        token: "t",
+        caCerts: fs.readFileSync(cert, "utf8"),
+      });
+      expect((await rooted.apiClientAuthorizations.current()).uuid).toBe(
+        "zzzzz-gj3su-000000000000000",
+      );
+      await rooted.close();
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));

@@ -42,6 +42,8 @@ export interface ArvadosClientOptions {
   token: string;
   /** Accept any TLS certificate (`ARVADOS_API_HOST_INSECURE`). */
   insecure?: boolean;
+  /** PEM root certificates to trust instead of the system's (crunch-run's `--ca-certs`). */
+  caCerts?: string;
   /** Per-request timeout in ms (0 = none, as Arvados); default 5 minutes. */
   timeoutMs?: number;
   /** `API.MaxConcurrentRequests` of the cluster; the limiter never exceeds a quarter of it. */
@@ -88,7 +90,9 @@ export class ArvadosClient {
     );
     this.agent = options.insecure
       ? new Agent({ connect: { rejectUnauthorized: false } })
-      : undefined;
+      : options.caCerts !== undefined
+        ? new Agent({ connect: { ca: options.caCerts } })
+        : undefined;
   }
 
   /** When the last 503 answer arrived (ms since the epoch), or null if none yet. */
@@ -102,7 +106,7 @@ export class ArvadosClient {
     return { limit, current };
   }
 
-  /** Releases the TLS-insecure connection pool, if any. */
+  /** Releases the connection pool of the TLS settings above, if any. */
   async close(): Promise<void> {
     await this.agent?.close();
   }

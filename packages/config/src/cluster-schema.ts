@@ -18,6 +18,16 @@ import {
   struct,
   type Node,
 } from "./schema.js";
+import {
+  apiFields,
+  collectionsNode,
+  containersLoggingFields,
+  storageClassesNode,
+  systemLogsFields,
+  tlsFields,
+  usersNode,
+  volumesNode,
+} from "./runner-sections.js";
 import { passthroughSections, type InstanceTypeConfig } from "./types.js";
 
 const SECOND = 1000;
@@ -210,10 +220,20 @@ const containersNode = struct({
   RuntimeEngine: str("docker"),
   LocalKeepBlobBuffersPerVCPU: int(1),
   LocalKeepLogsToContainerLog: f({ t: "enum", values: ["none", "all", "errors"] }, "none"),
-  Logging: f(struct({ LogUpdatePeriod: dur(30 * MINUTE), LogUpdateSize: bytes(32 * MiB) }, true), {
-    LogUpdatePeriod: 30 * MINUTE,
-    LogUpdateSize: 32 * MiB,
-  }),
+  Logging: f(
+    struct(
+      {
+        LogUpdatePeriod: dur(30 * MINUTE),
+        LogUpdateSize: bytes(32 * MiB),
+        ...containersLoggingFields,
+      },
+      true,
+    ),
+    {
+      LogUpdatePeriod: 30 * MINUTE,
+      LogUpdateSize: 32 * MiB,
+    },
+  ),
   ShellAccess: f(struct({ Admin: bool(true), User: bool(false) }), { Admin: true, User: false }),
   SLURM: f({ t: "raw" }, {}),
   LSF: f({ t: "raw" }, {}),
@@ -251,18 +271,26 @@ export const clusterNode = struct({
         RequestTimeout: dur(5 * MINUTE),
         MaxQueueTimeForLockRequests: dur(2 * SECOND),
         MaxItemsPerResponse: int(1000),
+        ...apiFields,
       },
       true,
     ),
     undefined,
   ),
-  TLS: f(struct({ Insecure: bool(false) }, true), undefined),
+  TLS: f(struct({ Insecure: bool(false), ...tlsFields }, true), undefined),
   PostgreSQL: f(
     struct({ Connection: f({ t: "raw" }, {}), ConnectionPool: int(32) }, true),
     undefined,
   ),
-  SystemLogs: f(struct({ Format: str("json"), LogLevel: str("info") }, true), undefined),
+  SystemLogs: f(
+    struct({ Format: str("json"), LogLevel: str("info"), ...systemLogsFields }, true),
+    undefined,
+  ),
   Containers: f(containersNode, undefined),
   InstanceTypes: f(instanceTypesNode, {}),
+  Collections: f(collectionsNode, undefined),
+  Users: f(usersNode, undefined),
+  Volumes: f(volumesNode, {}),
+  StorageClasses: f(storageClassesNode, {}),
   ...passthrough,
 });

@@ -3,6 +3,7 @@ export type {
   ByteSize,
   CloudVMsConfig,
   ClusterConfig,
+  CollectionsConfig,
   ContainersConfig,
   ContainersLoggingConfig,
   Duration,
@@ -14,8 +15,11 @@ export type {
   RawSection,
   ServiceConfig,
   ShellAccessConfig,
+  StorageClassConfig,
   SystemLogsConfig,
   TlsConfig,
+  UsersConfig,
+  VolumeConfig,
 } from "./types.js";
 export { passthroughSections } from "./types.js";
 export { parseDuration, formatDuration, parseByteSize, type Parsed } from "./units.js";

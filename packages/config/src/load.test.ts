@@ -251,11 +251,17 @@ Extra: 2
   test("sections other components own pass through without warnings", async () => {
     const r = await load(
       yaml(
-        `    Collections:\n      BlobSigningKey: abc\n    Users:\n      AnonymousUserToken: def\n    API:\n      MaxRequestSize: 1000\n    TLS:\n      Certificate: /x\n`,
+        `    Collections:\n      BlobSigningKey: abc\n      WebDAVLogEvents: true\n    Users:\n      AnonymousUserToken: def\n    API:\n      MaxRequestSize: 1000\n    TLS:\n      Certificate: /x\n    Workbench:\n      SiteName: x\n`,
       ),
     );
     const c = loaded(r).cluster;
-    expect(c.Collections).toEqual({ BlobSigningKey: "abc" });
+    // Defaulted (crunch-run reads them), with keys of other versions kept as written.
+    expect(c.Collections).toMatchObject({
+      BlobSigningKey: "abc",
+      WebDAVLogEvents: true,
+      DefaultReplication: 2,
+    });
+    expect(c.Workbench).toEqual({ SiteName: "x" });
     expect(c.API["MaxRequestSize"]).toBe(1000);
     expect(warningsOf(r).filter((w) => w.startsWith("deprecated"))).toEqual([]);
   });

@@ -3,6 +3,7 @@ import { LineCounter, parseDocument } from "yaml";
 import { clusterNode } from "./cluster-schema.js";
 import { parsePrivateKey, type DispatchKey } from "./private-key.js";
 import { Problems, type ConfigProblem } from "./problems.js";
+import { withImplicitStorageClasses } from "./runner-sections.js";
 import { decode, isMap } from "./schema.js";
 import type { ClusterConfig, InstanceTypeConfig } from "./types.js";
 
@@ -132,12 +133,9 @@ export async function loadConfig(options: LoadOptions): Promise<LoadResult> {
   if (!clusterIdRe.test(clusterId)) {
     problems.error("cluster", label, "cluster ID must be exactly 5 characters from a-z and 0-9");
   }
-  const cluster = decode(
-    clusterNode,
-    removeSampleKeys(clusters[clusterId]),
-    label,
-    problems,
-  ) as ClusterConfig;
+  const cluster = withImplicitStorageClasses(
+    decode(clusterNode, removeSampleKeys(clusters[clusterId]), label, problems) as ClusterConfig,
+  );
 
   checkToken(cluster.ManagementToken, `${label}.ManagementToken`, problems);
   checkToken(cluster.SystemRootToken, `${label}.SystemRootToken`, problems);

@@ -10,10 +10,11 @@ export const REDACTED = "[REDACTED]";
 /**
  * Keys whose values are secrets wherever they appear: the cluster tokens, DispatchPrivateKey,
  * cloud credentials in DriverParameters (SecretAccessKey, AccessKeyID, ClientSecret), and the
- * secrets of sections we pass through (BlobSigningKey, database passwords, OAuth secrets).
+ * secrets of the sections crunch-run reads or we pass through (BlobSigningKey, volumes'
+ * StorageAccountKey, TLS.Key, database passwords, OAuth secrets).
  */
 export const secretKeyPattern =
-  /secret|password|passwd|token|privatekey|signingkey|accesskey|credential/i;
+  /secret|password|passwd|token|privatekey|signingkey|accesskey|accountkey|credential|^key$/i;
 
 function redactValue(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(redactValue);

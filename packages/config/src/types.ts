@@ -154,16 +154,48 @@ export interface SystemLogsConfig {
 /** Cluster sections other components own; kept as written so dumps and crunch-run see them. */
 export const passthroughSections = [
   "AuditLogs",
-  "Collections",
   "Git",
   "Login",
   "Mail",
   "RemoteClusters",
-  "StorageClasses",
-  "Users",
-  "Volumes",
   "Workbench",
 ] as const;
+
+/**
+ * Sections only crunch-run (and the keepstore it starts) reads, with Arvados's defaults so it
+ * gets what Go's dispatcher would send. Keys not listed keep the values written.
+ */
+export interface CollectionsConfig {
+  readonly DefaultReplication: number;
+  /** Secret. */
+  readonly BlobSigningKey: string;
+  readonly BlobSigningTTL: Duration;
+  readonly [other: string]: unknown;
+}
+
+export interface UsersConfig {
+  /** Secret. */
+  readonly AnonymousUserToken: string;
+  readonly [other: string]: unknown;
+}
+
+/** One Keep volume (`Volumes.<uuid>`). */
+export interface VolumeConfig {
+  readonly AccessViaHosts: Readonly<Record<string, { readonly ReadOnly: boolean }>>;
+  readonly ReadOnly: boolean;
+  readonly Replication: number;
+  readonly StorageClasses: Readonly<Record<string, boolean>>;
+  readonly Driver: string;
+  /** As written; may hold secrets (AccessKeyID, SecretAccessKey, StorageAccountKey). */
+  readonly DriverParameters: unknown;
+  readonly [other: string]: unknown;
+}
+
+export interface StorageClassConfig {
+  readonly Default: boolean;
+  readonly Priority: number;
+  readonly [other: string]: unknown;
+}
 
 export type PassthroughSection = (typeof passthroughSections)[number];
 
@@ -180,4 +212,9 @@ export interface ClusterConfig extends Partial<Readonly<Record<PassthroughSectio
   readonly Containers: ContainersConfig;
   /** Keyed by name, including automatic preemptible twins. */
   readonly InstanceTypes: Readonly<Record<string, InstanceTypeConfig>>;
+  readonly Collections: CollectionsConfig;
+  readonly Users: UsersConfig;
+  /** Keyed by volume UUID. */
+  readonly Volumes: Readonly<Record<string, VolumeConfig>>;
+  readonly StorageClasses: Readonly<Record<string, StorageClassConfig>>;
 }

@@ -1,6 +1,11 @@
 import { dumpConfig, loadConfig, type LoadResult } from "@dispatch-cloud/config";
 import { InvalidArgumentError, type Command } from "commander";
-import { checkDispatcherConfig, defaultDrivers } from "../daemon/index.js";
+import {
+  bundledRunnerPath,
+  checkDispatcherConfig,
+  defaultDrivers,
+  runnerChoiceFor,
+} from "../daemon/index.js";
 import { defaultConfigPath, type CommandContext } from "../io.js";
 
 /** Go's strconv.ParseBool, which Arvados's `-strict=false` goes through. */
@@ -45,6 +50,8 @@ export function registerConfigCommands(program: Command, ctx: CommandContext): v
       }
       const extra = checkDispatcherConfig(result.config, defaultDrivers());
       ctx.io.stderr([...extra.errors, ...extra.warnings].map((l) => `${l}\n`).join(""));
+      const bundled = ctx.io.runnerBinaryPath ?? bundledRunnerPath();
+      ctx.io.stdout(`${runnerChoiceFor(result.config.cluster, bundled).summary}\n`);
       const warned = result.warnings.length + extra.warnings.length > 0;
       ctx.setExitCode(extra.errors.length > 0 || (opts.strict && warned) ? 1 : 0);
     });

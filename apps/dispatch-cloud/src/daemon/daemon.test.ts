@@ -2,11 +2,9 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   NOT_ENABLED,
-  SELF_EXE,
   acquireInstanceLock,
   chooseListenUrl,
   deriveInstanceSetId,
-  resolveRunnerBinary,
   runnerApiHost,
 } from "./index.js";
 
@@ -17,16 +15,6 @@ describe("deriveInstanceSetId", () => {
     );
     const md5 = createHash("md5").update("abcdefgh12345678").digest("hex");
     expect(deriveInstanceSetId("abcdefgh12345678")).toBe(md5);
-  });
-});
-
-describe("resolveRunnerBinary", () => {
-  it.each([
-    [SELF_EXE, "/bundle/crunch-run.cjs"],
-    ["", ""],
-    ["/usr/bin/crunch-run", "/usr/bin/crunch-run"],
-  ])("%j → %j", (configured, want) => {
-    expect(resolveRunnerBinary(configured, "/bundle/crunch-run.cjs")).toBe(want);
   });
 });
 

@@ -29,6 +29,7 @@ import { sessionPorts } from "./adapters.js";
 import { checkDispatcherConfig } from "./config-check.js";
 import { dispatchLock, type DispatchLockOptions } from "./dispatch-lock.js";
 import { LockFollower } from "./lock-follower.js";
+import { runnerChoiceFor } from "./runner-choice.js";
 import { startSession } from "./session.js";
 import {
   controllerClient,
@@ -46,9 +47,6 @@ export { DispatcherStartError } from "./steps.js";
 
 /** Our version, reported as `arvados_version_running{version}` and in the `listening` line. */
 export const VERSION = "0.1.0";
-
-/** Arvados's DeployRunnerBinary default: "the dispatcher's own crunch-run". */
-export const SELF_EXE = "/proc/self/exe";
 
 /**
  * The bundled runner (apps/crunch-run's one-file build), beside this app in the workspace:
@@ -97,16 +95,6 @@ export function runnerApiHost(controllerUrl: URL): string {
     : controllerUrl.host;
 }
 
-/**
- * Which runner the pool deploys, from `CloudVMs.DeployRunnerBinary`:
- * - `/proc/self/exe` (Arvados's default, "our own crunch-run") → our bundled runner;
- * - "" → deploy nothing, run `Containers.CrunchRunCommand` already on the VM image;
- * - any other path → deploy that file as is.
- */
-export function resolveRunnerBinary(configured: string, bundled: string): string {
-  return configured === SELF_EXE ? bundled : configured;
-}
-
 export interface DispatcherOptions {
   /** The loaded config (`loadConfig(...).config`). */
   readonly config: LoadedConfig;
@@ -115,7 +103,7 @@ export interface DispatcherOptions {
   readonly serviceInternalUrl?: string;
   /** Time for the pool, the cloud decorators and SSH (default real time). */
   readonly clock?: Clock;
-  /** The runner `/proc/self/exe` stands for (default: the bundled apps/crunch-run build). */
+  /** Where the bundled runner is (default: the apps/crunch-run build beside this app). */
   readonly runnerBinaryPath?: string;
   /** The drivers by name (default: ec2, azure, gce, loopback, stub). Tests inject a shared stub cloud. */
   readonly drivers?: DriverRegistry;
@@ -202,7 +190,9 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     const lock = dispatchLock(loaded, id, logger, options.lock);
     started.add("lock", () => lock.release());
     const bundledRunner = options.runnerBinaryPath ?? bundledRunnerPath();
-    const runnerBinary = resolveRunnerBinary(vms.DeployRunnerBinary, bundledRunner);
+    const runner = runnerChoiceFor(cluster, bundledRunner);
+    logger.info({ Runner: runner.kind, DeployRunnerBinary: runner.deploy }, runner.summary);
+    const runnerBinary = runner.deploy;
     const follower = new LockFollower({
       lock,
       logger,

@@ -1,11 +1,9 @@
 export {
   DispatcherStartError,
-  SELF_EXE,
   VERSION,
   bundledRunnerPath,
   defaultDrivers,
   deriveInstanceSetId,
-  resolveRunnerBinary,
   runnerApiHost,
   startDispatcher,
   type Dispatcher,
@@ -15,3 +13,10 @@ export { NOT_ENABLED, chooseListenUrl, type ListenChoice } from "./listen-url.js
 export { acquireInstanceLock, lockName } from "./lock.js";
 export { databasePasswords } from "./dispatch-lock.js";
 export { checkDispatcherConfig, type DispatcherCheck } from "./config-check.js";
+export {
+  SELF_EXE,
+  chooseRunner,
+  runnerChoiceFor,
+  type RunnerChoice,
+  type RunnerKind,
+} from "./runner-choice.js";

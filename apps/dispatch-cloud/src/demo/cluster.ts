@@ -203,5 +203,8 @@ export async function killRunners(
       );
     }
   }
+  // Lock files outlive their runners until a --list finds their locks free and clears them,
+  // as the dispatcher's next probe would.
+  if (uuids.length > 0) await runRunner(runnerPath, lockDir, ["--list"]);
   return uuids;
 }

@@ -60,12 +60,14 @@ describe("demo in process", () => {
     await until(observe, (o) => o.state === "Running");
     // crunch-run says Running just before it starts the command.
     await vi.waitFor(() => expect(processesRunning(command)).toHaveLength(1), { timeout: 10_000 });
-    expect(fs.readdirSync(files.lockDir).filter((f) => f.endsWith(".lock"))).toHaveLength(1);
+    expect(containerLockFiles(files.lockDir)).toHaveLength(1);
 
     await c.management.kill(containerUuid, "test");
     const end = await until(observe, (o) => o.state === "Cancelled" || o.state === "Complete");
     expect(end.state).toBe("Cancelled");
     await vi.waitFor(() => expect(processesRunning(command)).toEqual([]), { timeout: 10_000 });
+    // Its runner exits just after recording Cancelled; then nothing is left to kill.
+    await vi.waitFor(() => expect(runnersOf(containerUuid)).toEqual([]), { timeout: 10_000 });
     expect(await killRunners(files.lockDir, runner, c.logger)).toEqual([]);
   });
 
@@ -85,7 +87,7 @@ describe("demo in process", () => {
     await vi.waitFor(() => expect(processesRunning(command)).toHaveLength(1), { timeout: 10_000 });
     await c.stop();
     expect(processesRunning(command)).toEqual([]);
-    expect(fs.readdirSync(files.lockDir).filter((f) => f.endsWith(".lock"))).toEqual([]);
+    expect(containerLockFiles(files.lockDir)).toEqual([]);
 
     const again = await prepareDemo(files, runner);
     expect(again.created).toBe(false);
@@ -105,11 +107,21 @@ function longCommand(): string[] {
 /** PIDs of processes whose argv is exactly `command`. */
 function processesRunning(command: readonly string[]): number[] {
   const want = `${command.join("\0")}\0`;
+  return processesWhere((cmdline) => cmdline === want);
+}
+
+/** PIDs of crunch-run processes for the container `uuid` (its UUID is their last argument). */
+function runnersOf(uuid: string): number[] {
+  return processesWhere((cmdline) => cmdline.endsWith(`\0${uuid}\0`));
+}
+
+/** PIDs of live (not zombie) processes whose NUL-separated argv passes `match`. */
+function processesWhere(match: (cmdline: string) => boolean): number[] {
   const out: number[] = [];
   for (const entry of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (fs.readFileSync(`/proc/${entry}/cmdline`, "utf8") !== want) continue;
+      if (!match(fs.readFileSync(`/proc/${entry}/cmdline`, "utf8"))) continue;
       const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
       if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") continue;
       out.push(Number(entry));
@@ -132,4 +144,9 @@ async function until(
     },
     { timeout: 30_000, interval: 100 },
   );
+}
+
+/** The containers' lock files (crunch-run's directory lock, crunch-run-all.lock, stays). */
+function containerLockFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => /^crunch-run-.{27}\.lock$/.test(f));
 }

@@ -112,6 +112,8 @@ describe("the daemon on GCE (fake Compute API, sshd as the VM)", () => {
 
   it("creates a tagged VM and runs a container on it to Complete", async () => {
     const uuid = await submit(peer, ["sh", "-c", "echo hello from gce"], {
+      // What the bundled runner can run: an image by name (not from Keep), a tmp output.
+      container_image: "arvados/jobs",
       runtime_constraints: { vcpus: 1, ram: 64 << 20 },
       mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
       output_path: "/out",

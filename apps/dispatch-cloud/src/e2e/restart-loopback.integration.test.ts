@@ -102,9 +102,16 @@ describe("restart after SIGKILL on loopback", () => {
   it("the runners outlive a SIGKILLed daemon", async () => {
     first = start();
     await waitListening(first);
+    // The start-up log says which runner the VMs run.
+    expect(first.logs().find((l) => l.msg.startsWith("crunch-run on the VMs: "))).toMatchObject({
+      Runner: "bundled",
+      DeployRunnerBinary: RUNNER,
+    });
     for (let i = 0; i < N; i++) {
       uuids.push(
         await submit(peer, ["sh", "-c", "echo start; sleep 10; echo end"], {
+          // What the bundled runner can run: an image by name (not from Keep), a tmp output.
+          container_image: "arvados/jobs",
           runtime_constraints: { vcpus: 1, ram: 64 << 20 },
           mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
           output_path: "/out",
