@@ -31,6 +31,8 @@ describe("restart after SIGKILL on loopback", () => {
   let peer: ApiPeer;
   let cfg: TestConfig;
   let lockDir: string;
+  /** The containers' commands run until this file exists, however slow the machine. */
+  let release: string;
   const daemons: Daemon[] = [];
   const uuids: string[] = [];
 
@@ -65,6 +67,7 @@ describe("restart after SIGKILL on loopback", () => {
     });
     lockDir = path.join(cfg.dir, "lock");
     fs.mkdirSync(lockDir);
+    release = path.join(cfg.dir, "release");
   });
 
   afterAll(async () => {
@@ -74,6 +77,7 @@ describe("restart after SIGKILL on loopback", () => {
       daemons.forEach((d, i) => fs.writeFileSync(path.join(keep, `daemon${i}.log`), d.stderr()));
       fs.cpSync(lockDir, path.join(keep, "lock"), { recursive: true });
     }
+    if (release !== undefined) fs.writeFileSync(release, "");
     for (const d of daemons) if (d.child.exitCode === null) await d.stop();
     // Whatever a failed run left behind is stopped, so no sleep outlives the test.
     for (const u of listRunning(lockDir)) crunchRun(lockDir, ["--kill", "9", u]);
@@ -109,16 +113,20 @@ describe("restart after SIGKILL on loopback", () => {
     });
     for (let i = 0; i < N; i++) {
       uuids.push(
-        await submit(peer, ["sh", "-c", "echo start; sleep 10; echo end"], {
-          // What the bundled runner can run: an image by name (not from Keep), a tmp output.
-          container_image: "arvados/jobs",
-          runtime_constraints: { vcpus: 1, ram: 64 << 20 },
-          mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
-          output_path: "/out",
-          cwd: "/out",
-          // A cancelled container is not retried: a retry would run the command again.
-          container_count_max: 1,
-        }),
+        await submit(
+          peer,
+          ["sh", "-c", `echo start; while [ ! -e ${release} ]; do sleep 0.1; done; echo end`],
+          {
+            // What the bundled runner can run: an image by name (not from Keep), a tmp output.
+            container_image: "arvados/jobs",
+            runtime_constraints: { vcpus: 1, ram: 64 << 20 },
+            mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
+            output_path: "/out",
+            cwd: "/out",
+            // A cancelled container is not retried: a retry would run the command again.
+            container_count_max: 1,
+          },
+        ),
       );
     }
     // All run at once, and each command has printed `start`.
@@ -152,8 +160,10 @@ describe("restart after SIGKILL on loopback", () => {
           .map((l) => String(l["ContainerUUID"]));
         expect(detected.sort()).toEqual([...uuids].sort());
       },
-      { timeout: 10_000, interval: 100 },
+      { timeout: 40_000, interval: 100 },
     );
+    // Only now may the commands end: the successor has found every one of them still running.
+    fs.writeFileSync(release, "");
     await vi.waitFor(
       async () => {
         const s = await states();
@@ -181,10 +191,10 @@ describe("restart after SIGKILL on loopback", () => {
     expect(logs.filter((l) => l.msg.startsWith("cancelling container"))).toEqual([]);
     expect(second.logs().filter((l) => l.msg === "crunch-run process started")).toEqual([]);
     expect(running.size, "no container was started for a retry").toBe(N);
-  }, 60_000);
+  }, 90_000);
 
   it("leaves no crunch-run process and no instance behind", async () => {
-    // The commands end on their own within seconds, whoever killed or forgot them.
+    // The commands have been released: they end within moments, whoever killed or forgot them.
     await vi.waitFor(
       async () => {
         expect(listRunning(lockDir)).toEqual([]);
