@@ -101,6 +101,11 @@ function copyright(packages) {
     "registry, each under its own licence (texts below):",
     "",
     ...packages.map((p) => `  ${p.name} ${p.version}: ${p.license}`),
+    "",
+    // Debian has no copy of the AGPL in /usr/share/common-licenses: quote it whole.
+    "-- dispatch-cloud (AGPL-3.0)",
+    "",
+    licenseText(readFileSync(path.join(root, "LICENSE"), "utf8")),
   ];
   for (const p of packages) {
     lines.push("", `-- ${p.name} ${p.version} (${p.license})`, "");

@@ -3,7 +3,15 @@
 // Needs root, dpkg's nodejs (>= 20.19), lintian and systemd-analyze (scripts/setup.sh
 // --test-peers installs them). Refuses to run where the package is already installed.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -82,10 +90,10 @@ ${out}`);
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  test("metadata: name, version from package.json, architecture all, depends on Node ≥ 20.19", () => {
+  test("metadata: name, version from package.json, architecture all, depends on Node ≥ 20.19 and adduser", () => {
     const fields = run("dpkg-deb", ["-f", deb, "Package", "Version", "Architecture", "Depends"]);
     expect(fields.stdout).toBe(
-      `Package: ${NAME}\nVersion: ${version}\nArchitecture: all\nDepends: nodejs (>= 20.19)\n`,
+      `Package: ${NAME}\nVersion: ${version}\nArchitecture: all\nDepends: nodejs (>= 20.19), adduser\n`,
     );
     expect(run("dpkg-deb", ["-I", deb]).stdout).not.toContain("conffiles");
   });
@@ -166,6 +174,38 @@ ${out}`);
       run("arvados-cloudtest", ["-help"]).stderr + run("arvados-cloudtest", ["-help"]).stdout,
     ).toContain("Usage: cloudtest");
 
+    // The service's own system user: no login, no home; with the one capability its unit gives
+    // it, it reads a config only root may read (as Arvados's guide keeps it); without it, not.
+    const account = run("getent", ["passwd", NAME]).stdout.trim().split(":");
+    expect(account[5]).toBe("/nonexistent");
+    expect(account[6]).toMatch(/\/(nologin|false)$/);
+    const secret = mkdtempSync(path.join(tmpdir(), "deb-config-"));
+    try {
+      chmodSync(secret, 0o700);
+      const conf = path.join(secret, "config.yml");
+      copyFileSync(path.join(root, "examples/ec2.yml"), conf);
+      chmodSync(conf, 0o600);
+      const asService = (caps: string[]) =>
+        run("setpriv", [
+          `--reuid=${NAME}`,
+          `--regid=${NAME}`,
+          "--clear-groups",
+          ...caps,
+          NAME,
+          "config-check",
+          "-config",
+          conf,
+        ]);
+      expect(
+        asService(["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]).code,
+      ).toBe(0);
+      const denied = asService([]);
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toMatch(/permission denied/i);
+    } finally {
+      rmSync(secret, { recursive: true, force: true });
+    }
+
     const verify = run("systemd-analyze", ["verify", `/lib/systemd/system/${NAME}.service`]);
     expect(verify.stderr.split("\n").filter((l) => l.includes(NAME))).toEqual([]);
     expect(verify.code).toBe(0);
@@ -184,6 +224,8 @@ ${out}`);
     expect(purge).toMatchObject({ code: 0 });
     expect(installed()).toBe(false);
     expect(LEFTOVERS.filter((p) => existsSync(p) || isLink(p))).toEqual([]);
+    expect(run("getent", ["passwd", NAME]).code, "the system user is gone").not.toBe(0);
+    expect(run("getent", ["group", NAME]).code, "and its group").not.toBe(0);
     expect(existsSync("/etc/arvados/config.yml")).toBe(configExisted);
   });
 });
