@@ -1,6 +1,6 @@
 // Deterministic workloads shared by the benchmarks: a catalogue of instance types shaped like
 // a cloud's (families × sizes) and a mix of container requests.
-import type { InstanceType } from "@dispatch-cloud/cloud-driver-api";
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
 import { GiB, prng } from "./lib.js";
 
 const sizes = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256];

@@ -2,6 +2,7 @@
 // SIGINT/SIGTERM, statistics, and the JSON result that scripts/bench.mjs collects.
 import { setMaxListeners } from "node:events";
 import { writeFileSync } from "node:fs";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 
 /** One row of docs/benchmarks.md. */
 export interface Row {
@@ -122,13 +123,6 @@ export function mib(bytes: number): string {
 }
 
 /** A logger that drops everything (libraries log per container; the console would dominate). */
-export interface Logger {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-  child(fields: Record<string, unknown>): Logger;
-}
 export const silentLogger: Logger = {
   debug() {},
   info() {},

@@ -3,13 +3,11 @@
 // SSH executor (one live connection per VM, as in production); BENCH_PROBE_EXECUTOR=inprocess
 // uses the stub's in-process executor instead. Probe launches are timed where the pool's
 // commands leave it, and checked against MaxProbesPerSecond in every one-second window.
+import { instanceSetId, systemClock, type InstanceType } from "@dispatch-cloud/arvados-types";
 import {
   generateEd25519KeyPair,
   initCommandWithSecret,
-  instanceSetId,
-  systemClock,
   tagKeys,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { createStubCloud, inProcessExecutorFactory } from "@dispatch-cloud/driver-stub/testing";
 import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";

@@ -1,12 +1,8 @@
 // The SSH executor against a real OpenSSH sshd on 127.0.0.1 (started by ssh-executor's test
 // harness): commands per second over one connection, sequential and concurrent, and the time
 // to set up a connection.
-import {
-  createSshExecutorFactory,
-  type Executor,
-  type ExecutorTarget,
-  type HostKeyVerdict,
-} from "@dispatch-cloud/ssh-executor";
+import type { ExecutorTarget, HostKeyVerdict } from "@dispatch-cloud/arvados-types";
+import { createSshExecutorFactory, type SshExecutor } from "@dispatch-cloud/ssh-executor";
 import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
 import {
   emit,
@@ -38,7 +34,7 @@ function target(sshd: Sshd, verdict: HostKeyVerdict["kind"]): ExecutorTarget {
 }
 
 /** Runs `true` with `inFlight` commands outstanding for PHASE_MS; returns commands/s and latencies. */
-async function throughput(ex: Executor, inFlight: number) {
+async function throughput(ex: SshExecutor, inFlight: number) {
   const latencies: number[] = [];
   const end = Date.now() + PHASE_MS;
   const t0 = process.hrtime.bigint();

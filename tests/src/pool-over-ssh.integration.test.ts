@@ -12,15 +12,19 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
+import {
+  instanceSetId,
+  type InstanceType,
+  type InstanceView,
+  type Timers as ExecutorClock,
+} from "@dispatch-cloud/arvados-types";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Registry } from "prom-client";
 import {
   INSTANCE_SECRET_PATH,
   generateEd25519KeyPair,
   initCommandWithSecret,
-  instanceSetId,
   tagKeys,
-  type InstanceType,
   type SshKeyPair,
 } from "@dispatch-cloud/cloud-driver-api";
 import {
@@ -30,15 +34,11 @@ import {
 } from "@dispatch-cloud/cloud-driver-api/testing";
 import { createStubCloud, type FakeVm, type StubCloud } from "@dispatch-cloud/driver-stub/testing";
 import type { StubParameters } from "@dispatch-cloud/driver-stub";
-import {
-  createSshExecutorFactory,
-  type Clock as ExecutorClock,
-} from "@dispatch-cloud/ssh-executor";
+import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
 import {
   WorkerPool,
   detachStdin,
   installCommand,
-  type InstanceView,
   type WorkerPoolConfig,
 } from "@dispatch-cloud/worker-pool";
 

@@ -1,11 +1,10 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { abortReason, type Clock } from "@dispatch-cloud/arvados-types";
 import {
-  abortReason,
   createDriverRegistry,
   generateEd25519KeyPair,
-  type Clock,
   type CreateRequest,
   type DriverContext,
   type DriverRegistry,

@@ -2,19 +2,11 @@ export type {
   CreateRequest,
   DriverContext,
   DriverFactory,
-  GpuFeatures,
-  HostKeyChallengeSession,
-  HostKeyVerdict,
   Instance,
-  InstanceId,
   InstancePrice,
   InstanceSet,
-  InstanceSetId,
   InstanceTags,
-  InstanceType,
-  Logger,
 } from "./types.js";
-export { instanceId, instanceSetId } from "./types.js";
 export {
   CapacityError,
   NotImplementedError,
@@ -32,7 +24,6 @@ export {
   type TagKeys,
 } from "./tags.js";
 export { normalizePriceHistory } from "./price.js";
-export { abortReason, systemClock, type Clock } from "./clock.js";
 export { authorizedKeyWire, generateEd25519KeyPair, type SshKeyPair } from "./ssh-keys.js";
 export {
   DRIVER_PARAMETERS_PATH,

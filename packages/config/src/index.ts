@@ -6,8 +6,6 @@ export type {
   ContainersConfig,
   ContainersLoggingConfig,
   Duration,
-  GpuConfig,
-  InstanceTypeConfig,
   InternalUrlConfig,
   PassthroughSection,
   PostgreSQLConfig,

@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { ContainerState } from "@dispatch-cloud/arvados-types";
 import Database from "better-sqlite3";
 import { ApiError, forbidden, notFound, unprocessable } from "./errors.js";
 import type { ListQuery } from "./query.js";
@@ -17,7 +18,6 @@ import {
 import {
   checkContainerAttributes,
   checkContainerUpdate,
-  type ContainerState,
   normaliseRuntimeConstraints,
   normaliseSchedulingParameters,
   validateContainerRequestCreate,

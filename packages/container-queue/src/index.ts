@@ -1,10 +1,4 @@
-export {
-  ContainerQueue,
-  type ContainerQueueOptions,
-  type QueueClient,
-  type QueueOpResult,
-  type Logger,
-} from "./queue.js";
+export { ContainerQueue, type ContainerQueueOptions, type QueueClient } from "./queue.js";
 export { ContainerQueueError, type QueueErrorKind } from "./errors.js";
 export {
   resourcesNeeded,

@@ -1,6 +1,7 @@
+import type { InstanceResources, InstanceType } from "@dispatch-cloud/arvados-types";
 import { ContainerQueueError } from "./errors.js";
 import { resourcesNeeded, type ResourceInputs } from "./resources.js";
-import type { InstanceResources, InstanceType, SelectionConfig } from "./types.js";
+import type { SelectionConfig } from "./types.js";
 
 export interface SelectionInputs extends ResourceInputs {
   readonly runtime_constraints: ResourceInputs["runtime_constraints"] & {

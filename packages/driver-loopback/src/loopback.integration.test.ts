@@ -1,15 +1,14 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { instanceSetId, type Logger } from "@dispatch-cloud/arvados-types";
 import ssh2 from "ssh2";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   QuotaError,
   generateEd25519KeyPair,
-  instanceSetId,
   type Instance,
   type InstanceSet,
-  type Logger,
 } from "@dispatch-cloud/cloud-driver-api";
 import { runConformanceSuite } from "@dispatch-cloud/cloud-driver-api/testing";
 import {

@@ -1,22 +1,24 @@
 import {
-  CapacityError,
-  QuotaError,
-  RateLimitError,
   abortReason,
-  generateEd25519KeyPair,
   instanceId,
   systemClock,
   type Clock,
-  type CreateRequest,
   type HostKeyChallengeSession,
   type HostKeyVerdict,
-  type Instance,
   type InstanceId,
+  type InstanceType,
+  type Logger,
+} from "@dispatch-cloud/arvados-types";
+import {
+  CapacityError,
+  QuotaError,
+  RateLimitError,
+  generateEd25519KeyPair,
+  type CreateRequest,
+  type Instance,
   type InstancePrice,
   type InstanceSet,
   type InstanceTags,
-  type InstanceType,
-  type Logger,
   type SshKeyPair,
 } from "@dispatch-cloud/cloud-driver-api";
 import { nodeApiRequester, type ApiRequester } from "./api.js";

@@ -1,4 +1,5 @@
 import http from "node:http";
+import { instanceSetId } from "@dispatch-cloud/arvados-types";
 import ssh2 from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -7,7 +8,6 @@ import {
   RateLimitError,
   generateEd25519KeyPair,
   initCommandWithSecret,
-  instanceSetId,
   tagKeys,
   type Instance,
 } from "@dispatch-cloud/cloud-driver-api";

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { InstanceType, ExecutorTarget } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it, afterEach } from "vitest";
 import {
   QuotaError,
@@ -7,15 +8,9 @@ import {
   generateEd25519KeyPair,
   initCommandWithSecret,
   tagKeys,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
-import {
-  createStubCloud,
-  inProcessExecutorFactory,
-  type ExecutorTarget,
-  type StubCloud,
-} from "./testing/index.js";
+import { createStubCloud, inProcessExecutorFactory, type StubCloud } from "./testing/index.js";
 import type { ApiCall } from "./api.js";
 import type { StubParameters } from "./params.js";
 

@@ -1,15 +1,12 @@
+import type {
+  ActionResult,
+  IdleBehavior,
+  InstanceView,
+  Logger,
+} from "@dispatch-cloud/arvados-types";
 import { Counter, Gauge, Registry, Summary } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  createManagementApp,
-  listen,
-  type ActionResult,
-  type IdleBehavior,
-  type InstanceView,
-  type ListeningServer,
-  type Logger,
-  type QueueEntryView,
-} from "./index.js";
+import { createManagementApp, listen, type ListeningServer, type QueueEntryView } from "./index.js";
 
 const TOKEN = "mgmt-token-0123456789";
 const silent: Logger = {

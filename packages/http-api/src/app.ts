@@ -1,9 +1,10 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IdleBehavior, Logger } from "@dispatch-cloud/arvados-types";
 import express, { type Express } from "express";
 import { instancesJson, metricFamiliesJson, queueEntJson } from "./json.js";
 import { cleanPath } from "./path.js";
-import type { IdleBehavior, Logger, ManagementPorts, MetricsSource } from "./ports.js";
+import type { ManagementPorts, MetricsSource } from "./ports.js";
 
 export interface ManagementAppOptions {
   /** Clusters.<id>.ManagementToken. Empty: every request is refused (metrics too). */

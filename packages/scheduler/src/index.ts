@@ -1,4 +1,4 @@
-export * from "./types.js";
+export * from "./ports.js";
 export {
   Scheduler,
   formatDuration,

@@ -1,12 +1,6 @@
-import type { Registry } from "prom-client";
-import { SchedulerMetrics } from "./metrics.js";
-import { FreeResources } from "./resources.js";
-import { compareSlots, SlotIndex, type Slot } from "./slots.js";
-import * as status from "./status.js";
 import {
   systemClock,
   type Clock,
-  type ContainerQueue,
   type ContainerState,
   type ContainerUuid,
   type InstanceType,
@@ -14,8 +8,14 @@ import {
   type QueueEntry,
   type QueuedContainer,
   type TimerHandle,
-  type WorkerPool,
-} from "./types.js";
+  type Timers,
+} from "@dispatch-cloud/arvados-types";
+import type { Registry } from "prom-client";
+import { SchedulerMetrics } from "./metrics.js";
+import { FreeResources } from "./resources.js";
+import { compareSlots, SlotIndex, type Slot } from "./slots.js";
+import * as status from "./status.js";
+import type { ContainerQueue, WorkerPool } from "./ports.js";
 
 export interface SchedulerOptions<C extends QueuedContainer = QueuedContainer> {
   readonly queue: ContainerQueue<C>;
@@ -25,7 +25,7 @@ export interface SchedulerOptions<C extends QueuedContainer = QueuedContainer> {
   readonly instanceTypes: readonly InstanceType[];
   /** Registry for the scheduler gauges; none ⇒ gauges are kept but not exported. */
   readonly registry?: Registry;
-  readonly clock?: Clock;
+  readonly clock?: Pick<Clock, "now"> & Timers;
   /** Containers.CloudVMs.PollInterval, ms (default 10 s). */
   readonly pollIntervalMs?: number;
   /** Containers.StaleLockTimeout, ms (default 1 min). */
@@ -60,7 +60,7 @@ export class Scheduler<C extends QueuedContainer = QueuedContainer> {
   private readonly queue: ContainerQueue<C>;
   private readonly pool: WorkerPool;
   private readonly logger: Logger;
-  private readonly clock: Clock;
+  private readonly clock: Pick<Clock, "now"> & Timers;
   private readonly types: ReadonlyMap<string, InstanceType>;
   private readonly metrics: SchedulerMetrics;
   private readonly pollIntervalMs: number;

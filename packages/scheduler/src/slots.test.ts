@@ -2,10 +2,6 @@
 // states, idle behaviors and loads; containers with random needs and eligible types; creates
 // during the pass), every choice and every warning must be exactly those of one walk over all
 // instances in pass order, as the mapping pass did before the index existed.
-import { describe, expect, it } from "vitest";
-import { FreeResources } from "./resources.js";
-import { compareSlots, SlotIndex, usableStates, type Slot } from "./slots.js";
-import { fixtureType, fixtureUuid, RecordingLogger, Rng } from "./testing/index.js";
 import type {
   ContainerUuid,
   IdleBehavior,
@@ -15,7 +11,11 @@ import type {
   Logger,
   QueueEntry,
   WorkerState,
-} from "./types.js";
+} from "@dispatch-cloud/arvados-types";
+import { describe, expect, it } from "vitest";
+import { FreeResources } from "./resources.js";
+import { compareSlots, SlotIndex, usableStates, type Slot } from "./slots.js";
+import { fixtureType, fixtureUuid, RecordingLogger, Rng } from "./testing/index.js";
 
 const GiB = 2 ** 30;
 

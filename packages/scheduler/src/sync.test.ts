@@ -1,3 +1,4 @@
+import type { ContainerState } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it } from "vitest";
 import { Scheduler } from "./scheduler.js";
 import {
@@ -9,7 +10,6 @@ import {
   StubPool,
   type FakeContainer,
 } from "./testing/index.js";
-import type { ContainerState } from "./types.js";
 
 function setup() {
   const clock = new ManualClock();

@@ -1,5 +1,6 @@
 // The worked scheduler examples of the behaviour spec (§3.5), one table row or test each, run
 // against the scheduler's own test doubles.
+import type { ContainerState, InstanceType } from "@dispatch-cloud/arvados-types";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
@@ -12,7 +13,6 @@ import {
   StubPool,
   type FakeContainer,
 } from "./testing/index.js";
-import type { ContainerState, InstanceType } from "./types.js";
 
 const GiB = 2 ** 30;
 

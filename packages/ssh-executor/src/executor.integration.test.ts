@@ -1,14 +1,9 @@
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { Readable } from "node:stream";
+import type { ExecutorTarget, HostKeyVerdict, Logger } from "@dispatch-cloud/arvados-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  SshExecutorError,
-  createSshExecutorFactory,
-  type ExecutorTarget,
-  type HostKeyVerdict,
-  type Logger,
-} from "./index.js";
+import { SshExecutorError, createSshExecutorFactory } from "./index.js";
 import { generateSshPrivateKey, startSshd, type Sshd } from "./testing/index.js";
 
 const SECRET = "s3cret-instance-value";

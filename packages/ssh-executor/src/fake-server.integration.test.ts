@@ -1,11 +1,6 @@
+import type { ExecutorTarget, Logger, Timers as Clock } from "@dispatch-cloud/arvados-types";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  SshExecutorError,
-  createSshExecutorFactory,
-  type Clock,
-  type ExecutorTarget,
-  type Logger,
-} from "./index.js";
+import { SshExecutorError, createSshExecutorFactory } from "./index.js";
 import { startFakeSshServer, type FakeExec, type FakeSshServer } from "./testing/index.js";
 
 const silent: Logger = {

@@ -1,5 +1,6 @@
+import { WORKER_STATES } from "@dispatch-cloud/arvados-types";
 import { Counter, Gauge, Summary, type Registry } from "prom-client";
-import { BOOT_OUTCOMES, WORKER_STATES } from "./types.js";
+import { BOOT_OUTCOMES } from "./types.js";
 
 /** Worker categories of the `instances_*` gauges. */
 export type InstanceCategory = "inuse" | "hold" | "booting" | "unknown" | "idle";

@@ -3,6 +3,13 @@
 /* oxlint-disable typescript/no-unnecessary-type-assertion */
 import { createHash } from "node:crypto";
 import { getEventListeners } from "node:events";
+import {
+  type InstanceView,
+  type ExecuteOptions,
+  instanceSetId,
+  type Clock,
+  type InstanceType,
+} from "@dispatch-cloud/arvados-types";
 import { afterEach, describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import {
@@ -10,11 +17,8 @@ import {
   QuotaError,
   RateLimitError,
   initCommandWithSecret,
-  instanceSetId,
   tagKeys,
-  type Clock,
   type InstanceSet,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import {
   ManualClock,
@@ -27,9 +31,9 @@ import {
   type StubCloud,
   type StubParameters,
 } from "@dispatch-cloud/driver-stub/testing";
-import type { ExecuteOptions, ExecutorFactory } from "./executor.js";
+import type { ExecutorFactory } from "./executor.js";
 import { WorkerPool } from "./pool.js";
-import type { InstanceView, WorkerPoolConfig } from "./types.js";
+import type { WorkerPoolConfig } from "./types.js";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 const keys = tagKeys();

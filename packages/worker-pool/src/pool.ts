@@ -2,27 +2,39 @@ import { createHash, randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { readFile } from "node:fs/promises";
 import {
+  WORKER_STATES,
+  goTime,
+  isIdleBehavior,
+  pendingInstanceView,
+  type ActionResult,
+  type Clock,
+  type ContainerUuid,
+  type ExecResult,
+  type ExecuteOptions,
+  type ExecutorTarget,
+  type IdleBehavior,
+  type InstanceId,
+  type InstanceType,
+  type InstanceView,
+  type Logger,
+  type WorkerState,
+} from "@dispatch-cloud/arvados-types";
+import {
   CapacityError,
   QuotaError,
   RateLimitError,
   errorMessage,
   initCommandWithSecret,
   tagKeys,
-  type Clock,
   type Instance,
-  type InstanceId,
   type InstanceSet,
   type InstanceTags,
-  type InstanceType,
-  type Logger,
   type TagKeys,
 } from "@dispatch-cloud/cloud-driver-api";
 import type { Registry } from "prom-client";
 import {
-  GO_ZERO_TIME,
   detachCommand,
   detachStdin,
-  goTime,
   installCommand,
   killCommand,
   listCommand,
@@ -31,13 +43,7 @@ import {
   parseListOutput,
   pricesJson,
 } from "./commands.js";
-import type {
-  ExecResult,
-  ExecuteOptions,
-  Executor,
-  ExecutorFactory,
-  ExecutorTarget,
-} from "./executor.js";
+import type { Executor, ExecutorFactory } from "./executor.js";
 import { INSTANCE_CATEGORIES, PoolMetrics, type InstanceCategory } from "./metrics.js";
 import {
   CAPACITY_ERROR_TTL_MS,
@@ -48,19 +54,12 @@ import {
   resolveSettings,
   type Settings,
 } from "./settings.js";
-import {
-  WORKER_STATES,
-  isIdleBehavior,
-  type ActionResult,
-  type BootOutcome,
-  type ContainerToStart,
-  type ContainerUuid,
-  type CreateResult,
-  type IdleBehavior,
-  type InstanceView,
-  type WorkerCounts,
-  type WorkerPoolConfig,
-  type WorkerState,
+import type {
+  BootOutcome,
+  ContainerToStart,
+  CreateResult,
+  WorkerCounts,
+  WorkerPoolConfig,
 } from "./types.js";
 
 export interface WorkerPoolDeps {
@@ -355,7 +354,7 @@ export class WorkerPool {
     if (this.#s.maxInstances > 0 && total === this.#s.maxInstances) {
       log.info({}, `now at MaxInstances limit of ${this.#s.maxInstances} instances`);
     }
-    return { ok: true, view: this.#pendingView(type) };
+    return { ok: true, view: pendingInstanceView(type) };
   }
 
   /** No creates until instances go away (quota error, or MaxInstances reached). */
@@ -388,12 +387,14 @@ export class WorkerPool {
         provider_instance_type: w.instType.ProviderType,
         last_container_uuid: w.lastUuid,
         last_busy: goTime(w.busy),
-        running_container_uuids: [...w.running.keys(), ...w.starting.keys()].sort(),
+        running_container_uuids: (
+          [...w.running.keys(), ...w.starting.keys()] as ContainerUuid[]
+        ).sort(),
         worker_state: w.state,
         idle_behavior: w.idleBehavior,
       });
     }
-    for (const c of this.#creating.values()) out.push(this.#pendingView(c.type));
+    for (const c of this.#creating.values()) out.push(pendingInstanceView(c.type));
     return out.sort((a, b) =>
       a.instance !== b.instance
         ? cmp(a.instance, b.instance)
@@ -1308,21 +1309,6 @@ export class WorkerPool {
     if (RateLimitError.is(err) && err.earliestRetry.getTime() > now) {
       this.#throttle(this.#createThrottle, err.earliestRetry.getTime(), suspendedMessage(now, err));
     }
-  }
-
-  #pendingView(type: InstanceType): InstanceView {
-    return {
-      instance: "",
-      address: "",
-      price: type.Price,
-      arvados_instance_type: type.Name,
-      provider_instance_type: type.ProviderType,
-      last_container_uuid: "",
-      last_busy: GO_ZERO_TIME,
-      running_container_uuids: null,
-      worker_state: "booting",
-      idle_behavior: "run",
-    };
   }
 
   #groupKey(type: InstanceType): string {

@@ -3,17 +3,20 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import {
+  instanceSetId as brandInstanceSetId,
+  systemClock,
+  type Clock,
+  type InstanceSetId,
+  type InstanceType,
+  type Logger,
+} from "@dispatch-cloud/arvados-types";
+import {
   UnsupportedDriverError,
   createDriverRegistry,
   decorateInstanceSet,
   errorMessage,
-  instanceSetId as brandInstanceSetId,
-  systemClock,
-  type Clock,
   type DriverRegistry,
   type InstanceSet,
-  type InstanceSetId,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { encodeCluster, type ClusterConfig, type LoadedConfig } from "@dispatch-cloud/config";
 import { ContainerQueue } from "@dispatch-cloud/container-queue";
@@ -30,7 +33,6 @@ import { Scheduler } from "@dispatch-cloud/scheduler";
 import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
 import { WorkerPool, type WorkerPoolConfig } from "@dispatch-cloud/worker-pool";
 import { Gauge, Registry } from "prom-client";
-import type { Logger } from "../logger.js";
 import {
   containersView,
   metricsSource,

@@ -1,4 +1,4 @@
-import type { ContainerState } from "@dispatch-cloud/arvados-client";
+import type { ContainerState } from "@dispatch-cloud/arvados-types";
 
 /** What the demo sees of one container at one moment, from both APIs. */
 export interface Observation {

@@ -1,8 +1,9 @@
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CapacityError, QuotaError, RateLimitError } from "../errors.js";
 import { generateEd25519KeyPair } from "../ssh-keys.js";
 import { initCommandWithSecret, tagKeys } from "../tags.js";
-import type { Instance, InstanceSet, InstanceTags, InstanceType } from "../types.js";
+import type { Instance, InstanceSet, InstanceTags } from "../types.js";
 import { testInstanceType } from "./fake-set.js";
 
 /** The error kinds a fixture can make the driver produce on demand. */

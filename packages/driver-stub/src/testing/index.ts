@@ -1,13 +1,6 @@
 import { StubCloud, type StubCloudOptions } from "../cloud.js";
 
-export {
-  InProcessExecutor,
-  inProcessExecutorFactory,
-  type ExecuteOptions,
-  type Executor,
-  type ExecutorFactory,
-  type ExecutorTarget,
-} from "../executor.js";
+export { InProcessExecutor, inProcessExecutorFactory } from "../executor.js";
 export {
   StubCloud,
   type HeldOp,
@@ -15,7 +8,7 @@ export {
   type StubCloudOptions,
   type StubOp,
 } from "../cloud.js";
-export type { ExecRequest, ExecResult, FakeVm, SimulatedRun, VmCommand } from "../vm.js";
+export type { ExecRequest, FakeVm, SimulatedRun, VmCommand } from "../vm.js";
 export { shellQuote, shellSplit } from "../shell.js";
 
 /** A fresh simulated cloud for one test. Remember `await cloud.stop()` afterwards. */

@@ -1,16 +1,29 @@
 /**
  * Time as libraries see it. Everything that waits or measures a timeout goes through a Clock, so
- * tests drive time with `ManualClock` (from `./testing`) instead of sleeping.
+ * tests drive time by hand instead of sleeping.
  */
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
   /**
-   * Resolve after `ms` milliseconds (immediately-ish when `ms` <= 0). Rejects with the signal's
-   * reason when `signal` aborts first.
+   * Resolve after `ms` milliseconds (at once when `ms` <= 0). Rejects with the signal's reason
+   * when `signal` aborts first.
    */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
+
+/**
+ * One-shot timers, for code that arms a timeout and cancels it rather than awaiting a sleep
+ * (the scheduler's wake-ups, the SSH executor's command timeouts). Tests fire them by hand.
+ */
+export interface Timers {
+  /** Call `fn` once after `ms` milliseconds; the handle is only for `clearTimeout`. */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** Opaque: each clock hands out its own kind (Node's Timeout object, a test clock's number). */
+export type TimerHandle = object | number;
 
 /** The reason a signal aborted, as an Error. */
 export function abortReason(signal: AbortSignal): Error {
@@ -22,7 +35,7 @@ export function abortReason(signal: AbortSignal): Error {
 }
 
 /** Real time. */
-export const systemClock: Clock = {
+export const systemClock: Clock & Timers = {
   now: () => Date.now(),
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -44,4 +57,6 @@ export const systemClock: Clock = {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
