@@ -1,4 +1,5 @@
-export { WorkerPool, type PoolSubscription, type WorkerPoolDeps } from "./pool.js";
+export { WorkerPool, type WorkerPoolDeps } from "./pool.js";
+export type { PoolSubscription } from "./subscription.js";
 export type { Executor, ExecutorFactory } from "./executor.js";
 export {
   BOOT_OUTCOMES,

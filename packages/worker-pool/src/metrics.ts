@@ -1,6 +1,7 @@
 import { WORKER_STATES } from "@dispatch-cloud/arvados-types";
 import { Counter, Gauge, Summary, type Registry } from "prom-client";
 import { BOOT_OUTCOMES } from "./types.js";
+import type { Worker } from "./worker.js";
 
 /** Worker categories of the `instances_*` gauges. */
 export type InstanceCategory = "inuse" | "hold" | "booting" | "unknown" | "idle";
@@ -120,5 +121,55 @@ export class PoolMetrics {
       registers,
       ...summaryOptions,
     });
+  }
+
+  /** Set the gauges from the fleet; every configured type gets a series in every category. */
+  update(workers: Iterable<Worker>, typeNames: readonly string[], now: number): void {
+    let containers = 0;
+    const probed: number[] = [];
+    const counts = new Map<string, number>();
+    const price = new Map<InstanceCategory, number>();
+    const vcpus = new Map<InstanceCategory, number>();
+    const memory = new Map<InstanceCategory, number>();
+    for (const w of workers) {
+      const n = w.containers;
+      containers += n;
+      probed.push(w.probed);
+      const cat: InstanceCategory =
+        n > 0
+          ? "inuse"
+          : w.idleBehavior === "hold"
+            ? "hold"
+            : w.state === "booting"
+              ? "booting"
+              : w.state === "unknown"
+                ? "unknown"
+                : "idle";
+      const key = `${cat}\0${w.instType.Name}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      price.set(cat, (price.get(cat) ?? 0) + w.instType.Price);
+      vcpus.set(cat, (vcpus.get(cat) ?? 0) + w.instType.VCPUs);
+      memory.set(cat, (memory.get(cat) ?? 0) + w.instType.RAM);
+    }
+    this.containersRunning.set(containers);
+    probed.sort((a, b) => a - b);
+    this.probeAgeMax.set(probed.length > 0 ? (now - probed[0]!) / 1000 : 0);
+    this.probeAgeMedian.set(
+      probed.length > 0 ? (now - probed[Math.floor(probed.length / 2)]!) / 1000 : 0,
+    );
+    // Reset first: Arvados keeps series of types that left the config; we drop them.
+    this.instancesTotal.reset();
+    for (const cat of INSTANCE_CATEGORIES) {
+      for (const name of typeNames) {
+        this.instancesTotal.set({ category: cat, instance_type: name }, 0);
+      }
+      this.instancesPrice.set({ category: cat }, price.get(cat) ?? 0);
+      this.vcpusTotal.set({ category: cat }, vcpus.get(cat) ?? 0);
+      this.memoryBytesTotal.set({ category: cat }, memory.get(cat) ?? 0);
+    }
+    for (const [key, n] of counts) {
+      const [category, instance_type] = key.split("\0") as [string, string];
+      this.instancesTotal.set({ category, instance_type }, n);
+    }
   }
 }
