@@ -122,15 +122,6 @@ export function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
-/** A logger that drops everything (libraries log per container; the console would dominate). */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child: () => silentLogger,
-};
-
 /** Counts warnings and errors, so a benchmark can say whether the system complained. */
 export function countingLogger(): Logger & { warnings: number; errors: number; last: string[] } {
   const l = {

@@ -19,12 +19,13 @@ import {
   type QueueSnapshot,
   type QueuedContainer,
   type WorkerState,
+  silentLogger,
 } from "@dispatch-cloud/arvados-types";
 import { chooseInstanceTypes, sortTypes } from "@dispatch-cloud/container-queue";
 import { Scheduler, type ContainerQueue, type WorkerPool } from "@dispatch-cloud/scheduler";
 import { ManualClock } from "@dispatch-cloud/scheduler/testing";
 import { containerRequests, instanceTypes, selectionDefaults } from "./fixtures.js";
-import { emit, ms, percentile, prng, progress, silentLogger, since, stopSignal } from "./lib.js";
+import { emit, ms, percentile, prng, progress, since, stopSignal } from "./lib.js";
 
 const NAME = "scheduler";
 const TYPES = 100;
@@ -146,7 +147,7 @@ function buildWorld(n: number) {
         uuid: fixtureUuid(i),
         state,
         priority: 1 + Math.floor(rnd() * 1000),
-        scheduling_parameters: reqs[i]!.scheduling_parameters,
+        scheduling_parameters: reqs[i]!.scheduling_parameters ?? {},
         created_at: new Date(t0 + i * 10).toISOString(),
       },
       instanceTypes: sel.types,

@@ -1,19 +1,14 @@
 // The SSH executor against a real OpenSSH sshd on 127.0.0.1 (started by ssh-executor's test
 // harness): commands per second over one connection, sequential and concurrent, and the time
 // to set up a connection.
-import type { ExecutorTarget, HostKeyVerdict } from "@dispatch-cloud/arvados-types";
+import {
+  type ExecutorTarget,
+  type HostKeyVerdict,
+  silentLogger,
+} from "@dispatch-cloud/arvados-types";
 import { createSshExecutorFactory, type SshExecutor } from "@dispatch-cloud/ssh-executor";
 import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
-import {
-  emit,
-  ms,
-  percentile,
-  progress,
-  silentLogger,
-  since,
-  stopSignal,
-  type Row,
-} from "./lib.js";
+import { emit, ms, percentile, progress, since, stopSignal, type Row } from "./lib.js";
 
 const NAME = "ssh";
 const PHASE_MS = 5_000;

@@ -30,6 +30,7 @@ import {
 import {
   ManualClock,
   recordingLogger,
+  testInstanceType,
   type LogEntry,
 } from "@dispatch-cloud/cloud-driver-api/testing";
 import { createStubCloud, type FakeVm, type StubCloud } from "@dispatch-cloud/driver-stub/testing";
@@ -60,18 +61,12 @@ const TIMEOUT_SHUTDOWN_MS = 10_000;
 /** Bounded waits on things that take real time (SSH handshakes); far above what they need. */
 const WAIT = { timeout: 5_000, interval: 5 };
 
-const type1: InstanceType = {
+const type1: InstanceType = testInstanceType({
   Name: "type1",
   ProviderType: "t1.small",
-  VCPUs: 2,
   RAM: 4 << 30,
-  IncludedScratch: 0,
-  AddedScratch: 0,
-  Scratch: 0,
   Price: 0.1,
-  Preemptible: false,
-  GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-};
+});
 
 /** The executor's timer interface on the ManualClock, so per-command timeouts follow test time. */
 function executorClock(clock: ManualClock): ExecutorClock {

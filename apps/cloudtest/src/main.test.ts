@@ -11,6 +11,7 @@ import {
   type Instance,
   type InstanceSet,
 } from "@dispatch-cloud/cloud-driver-api";
+import { testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { createStubCloud, type FakeVm, type StubCloud } from "@dispatch-cloud/driver-stub/testing";
 import { afterEach, describe, expect, test } from "vitest";
 import { main, type CliIo } from "./main.js";
@@ -334,18 +335,7 @@ describe("failures", () => {
 describe("existing instances", () => {
   async function precreate(cloud: StubCloud, setId: string): Promise<string> {
     const inst = await cloud.instanceSet.create({
-      instanceType: {
-        Name: "small",
-        ProviderType: "s1",
-        VCPUs: 1,
-        RAM: 1,
-        IncludedScratch: 0,
-        AddedScratch: 0,
-        Scratch: 0,
-        Price: 0.1,
-        Preemptible: false,
-        GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-      },
+      instanceType: testInstanceType({ ProviderType: "s1", VCPUs: 1, RAM: 1, Price: 0.1 }),
       imageId: "img-1",
       tags: { ArvadosInstanceSetID: setId },
       initCommand: "",

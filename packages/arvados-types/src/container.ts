@@ -2,14 +2,8 @@
 // through JSON untouched.
 import type { ContainerUuid } from "./ids.js";
 
-export type ContainerState = "Queued" | "Locked" | "Running" | "Complete" | "Cancelled";
-export const CONTAINER_STATES: readonly ContainerState[] = [
-  "Queued",
-  "Locked",
-  "Running",
-  "Complete",
-  "Cancelled",
-];
+export const CONTAINER_STATES = ["Queued", "Locked", "Running", "Complete", "Cancelled"] as const;
+export type ContainerState = (typeof CONTAINER_STATES)[number];
 
 export interface GpuRuntimeConstraints {
   /** "" (no GPU), "cuda" or "rocm". */

@@ -6,7 +6,7 @@ export {
   type InstanceId,
   type InstanceSetId,
 } from "./ids.js";
-export type { Logger } from "./logger.js";
+export { silentLogger, type Logger } from "./logger.js";
 export { abortReason, systemClock, type Clock, type TimerHandle, type Timers } from "./clock.js";
 export { GO_ZERO_TIME, goJson, goTime } from "./go-json.js";
 export { instanceTypeJson, type GpuFeatures, type InstanceType } from "./instance-type.js";
@@ -22,12 +22,13 @@ export {
   type RuntimeStatus,
   type SchedulingParameters,
 } from "./container.js";
-export type {
-  InstanceResources,
-  QueueEntry,
-  QueueOpResult,
-  QueueSnapshot,
-  QueuedContainer,
+export {
+  isForgettable,
+  type InstanceResources,
+  type QueueEntry,
+  type QueueOpResult,
+  type QueueSnapshot,
+  type QueuedContainer,
 } from "./queue.js";
 export {
   IDLE_BEHAVIORS,

@@ -9,24 +9,18 @@ import type { InstanceType } from "./instance-type.js";
  * - `idle` / `running`: ready, without / with containers;
  * - `shutdown`: destroy requested; stays until the VM leaves the listing.
  */
-export type WorkerState = "unknown" | "booting" | "idle" | "running" | "shutdown";
-export const WORKER_STATES: readonly WorkerState[] = [
-  "unknown",
-  "booting",
-  "idle",
-  "running",
-  "shutdown",
-];
+export const WORKER_STATES = ["unknown", "booting", "idle", "running", "shutdown"] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
 
 /**
  * What the pool does with an idle worker: `run` (take containers, shut down after TimeoutIdle),
  * `hold` (never shut down automatically, take no new containers), `drain` (shut down as soon
  * as nothing runs, take no new containers).
  */
-export type IdleBehavior = "run" | "hold" | "drain";
-export const IDLE_BEHAVIORS: readonly IdleBehavior[] = ["run", "hold", "drain"];
+export const IDLE_BEHAVIORS = ["run", "hold", "drain"] as const;
+export type IdleBehavior = (typeof IDLE_BEHAVIORS)[number];
 export const isIdleBehavior = (v: unknown): v is IdleBehavior =>
-  v === "run" || v === "hold" || v === "drain";
+  (IDLE_BEHAVIORS as readonly unknown[]).includes(v);
 
 /**
  * One worker (or one pending create) as the scheduler, the management API and the admin CLI see

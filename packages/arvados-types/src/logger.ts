@@ -10,3 +10,12 @@ export interface Logger {
   error(fields: Record<string, unknown>, message: string): void;
   child(fields: Record<string, unknown>): Logger;
 }
+
+/** A Logger that drops everything: for callers that have nowhere to log, and for tests. */
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => silentLogger,
+};

@@ -36,3 +36,13 @@ export interface QueueSnapshot<C = QueuedContainer> {
 
 /** The outcome of a lock/unlock/cancel/poll: failures are values, with the cause for the log. */
 export type QueueOpResult = { readonly ok: true } | { readonly ok: false; readonly error: Error };
+
+/**
+ * Whether the queue may drop a container's entry: it finished (Complete, Cancelled), or it is
+ * Queued with priority 0, which nobody wants run.
+ */
+export function isForgettable(c: Pick<Container, "state" | "priority">): boolean {
+  return (
+    c.state === "Complete" || c.state === "Cancelled" || (c.state === "Queued" && c.priority === 0)
+  );
+}

@@ -1,12 +1,13 @@
 import type { ArvadosClient, Filter } from "@dispatch-cloud/arvados-client";
-import type {
-  Container,
-  ContainerUuid,
-  InstanceType,
-  Logger,
-  QueueEntry,
-  QueueOpResult,
-  QueueSnapshot,
+import {
+  isForgettable,
+  type Container,
+  type ContainerUuid,
+  type InstanceType,
+  type Logger,
+  type QueueEntry,
+  type QueueOpResult,
+  type QueueSnapshot,
 } from "@dispatch-cloud/arvados-types";
 import { Gauge, type Registry } from "prom-client";
 import { ContainerQueueError } from "./errors.js";
@@ -91,14 +92,7 @@ export class ContainerQueue {
 
   forget(uuid: ContainerUuid): void {
     const c = this.cache.get(uuid)?.container;
-    if (c === undefined) return;
-    if (
-      c.state === "Complete" ||
-      c.state === "Cancelled" ||
-      (c.state === "Queued" && c.priority === 0)
-    ) {
-      this.cache.delete(uuid);
-    }
+    if (c !== undefined && isForgettable(c)) this.cache.delete(uuid);
   }
 
   subscribe(listener: () => void): () => void {

@@ -1,6 +1,7 @@
 import {
   abortReason,
   instanceId,
+  silentLogger,
   systemClock,
   type Clock,
   type HostKeyChallengeSession,
@@ -58,16 +59,6 @@ export interface HeldOp {
   fail(error: Error): void;
 }
 
-const noopLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child() {
-    return noopLogger;
-  },
-};
-
 export interface StubCloudOptions {
   /** Knobs; anything omitted takes its default (see DEFAULT_STUB_PARAMETERS). */
   readonly parameters?: Partial<StubParameters>;
@@ -120,7 +111,7 @@ export class StubCloud {
   constructor(options: StubCloudOptions = {}) {
     this.parameters = { ...DEFAULT_STUB_PARAMETERS, ...options.parameters };
     this.clock = options.clock ?? systemClock;
-    this.#logger = options.logger ?? noopLogger;
+    this.#logger = options.logger ?? silentLogger;
     this.#serveSsh = options.serveSsh ?? true;
     this.#extraKeys = options.extraAuthorizedKeys ?? [];
     this.#apiRequest = options.apiRequest ?? nodeApiRequester;

@@ -9,23 +9,17 @@ import {
   initCommandWithSecret,
   tagKeys,
 } from "@dispatch-cloud/cloud-driver-api";
-import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { createStubCloud, inProcessExecutorFactory, type StubCloud } from "./testing/index.js";
 import type { ApiCall } from "./api.js";
 import type { StubParameters } from "./params.js";
 
-export const type1: InstanceType = {
+export const type1: InstanceType = testInstanceType({
   Name: "type1",
   ProviderType: "t1.small",
-  VCPUs: 2,
   RAM: 4 << 30,
-  IncludedScratch: 0,
-  AddedScratch: 0,
-  Scratch: 0,
   Price: 0.1,
-  Preemptible: false,
-  GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-};
+});
 
 const key = generateEd25519KeyPair("dispatcher");
 const keys = tagKeys();

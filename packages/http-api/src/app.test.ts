@@ -1,22 +1,14 @@
-import type {
-  ActionResult,
-  IdleBehavior,
-  InstanceView,
-  Logger,
+import {
+  type ActionResult,
+  type IdleBehavior,
+  type InstanceView,
+  silentLogger as silent,
 } from "@dispatch-cloud/arvados-types";
 import { Counter, Gauge, Registry, Summary } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { createManagementApp, listen, type ListeningServer, type QueueEntryView } from "./index.js";
 
 const TOKEN = "mgmt-token-0123456789";
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
-
 const gpu = { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 };
 const entry: QueueEntryView = {
   container: {

@@ -1,20 +1,17 @@
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { Readable } from "node:stream";
-import type { ExecutorTarget, HostKeyVerdict, Logger } from "@dispatch-cloud/arvados-types";
+import {
+  type ExecutorTarget,
+  type HostKeyVerdict,
+  type Logger,
+  silentLogger as silent,
+} from "@dispatch-cloud/arvados-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SshExecutorError, createSshExecutorFactory } from "./index.js";
-import { generateSshPrivateKey, startSshd, type Sshd } from "./testing/index.js";
+import { createSshExecutorFactory } from "./index.js";
+import { generateSshPrivateKey, rejection, startSshd, type Sshd } from "./testing/index.js";
 
 const SECRET = "s3cret-instance-value";
-
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
 
 let sshd: Sshd;
 beforeAll(async () => {
@@ -63,16 +60,6 @@ function executor(
       ? {}
       : { keepaliveIntervalMs: opts.keepaliveIntervalMs, keepaliveCountMax: 2 }),
   })(t);
-}
-
-async function rejection(p: Promise<unknown>): Promise<SshExecutorError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!SshExecutorError.is(err))
-    throw new Error(`expected an SshExecutorError, got ${String(err)}`);
-  return err;
 }
 
 describe("against OpenSSH sshd", () => {

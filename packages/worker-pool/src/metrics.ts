@@ -4,14 +4,8 @@ import { BOOT_OUTCOMES } from "./types.js";
 import type { Worker } from "./worker.js";
 
 /** Worker categories of the `instances_*` gauges. */
-export type InstanceCategory = "inuse" | "hold" | "booting" | "unknown" | "idle";
-export const INSTANCE_CATEGORIES: readonly InstanceCategory[] = [
-  "inuse",
-  "hold",
-  "booting",
-  "unknown",
-  "idle",
-];
+export const INSTANCE_CATEGORIES = ["inuse", "hold", "booting", "unknown", "idle"] as const;
+export type InstanceCategory = (typeof INSTANCE_CATEGORIES)[number];
 
 const PREFIX = "arvados_dispatchcloud_";
 // Arvados's summary objectives {0.5, 0.9, 0.95, 0.99}; prom-client keeps exact quantiles over a

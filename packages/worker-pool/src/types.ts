@@ -7,13 +7,8 @@ import type {
 } from "@dispatch-cloud/arvados-types";
 
 /** How a worker's boot ended (metric label); each worker reports at most one. */
-export type BootOutcome = "failure" | "success" | "aborted" | "disappeared";
-export const BOOT_OUTCOMES: readonly BootOutcome[] = [
-  "failure",
-  "success",
-  "aborted",
-  "disappeared",
-];
+export const BOOT_OUTCOMES = ["failure", "success", "aborted", "disappeared"] as const;
+export type BootOutcome = (typeof BOOT_OUTCOMES)[number];
 
 /** Why `create` declined. */
 export type CreateRefusal =

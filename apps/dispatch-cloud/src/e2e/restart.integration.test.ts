@@ -9,7 +9,7 @@ import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDispatcher, type Dispatcher } from "../daemon/index.js";
 import { createLogger } from "../logger.js";
-import { freePort, startApiPeer, writeConfig, type ApiPeer, type TestConfig } from "./harness.js";
+import { startPeerWithConfig, stopStack, type ApiPeer, type TestConfig } from "./harness.js";
 
 const N = 12;
 
@@ -21,19 +21,14 @@ describe("restart", () => {
   const lines: string[] = [];
 
   beforeAll(async () => {
-    peer = await startApiPeer();
-    cfg = writeConfig({
-      controllerUrl: peer.url,
-      token: peer.token,
-      port: await freePort(),
+    ({ peer, cfg } = await startPeerWithConfig({
       driverParameters: { ContainerRunTime: "6s", SharedHostKey: true },
       cloudVMs: { DeployRunnerBinary: "", MaxInstances: N, MaxConcurrentInstanceCreateOps: 0 },
-    });
+    }));
   });
   afterAll(async () => {
     await cloud?.stop();
-    await peer?.stop();
-    cfg?.cleanup();
+    await stopStack({ peer, cfg });
   });
 
   // Both dispatchers get the same cloud; a dispatcher's stop must not stop the cloud itself.

@@ -2,6 +2,7 @@
 // queue that is its own "database", and a pool whose workers are plain records.
 import {
   abortReason,
+  isForgettable,
   pendingInstanceView,
   type Clock,
   type ContainerState,
@@ -227,14 +228,7 @@ export class FakeQueue implements ContainerQueue<FakeContainer> {
   }
   forget(uuid: ContainerUuid): void {
     const c = this.cache.get(uuid)?.container;
-    if (!c) return;
-    if (
-      c.state === "Complete" ||
-      c.state === "Cancelled" ||
-      (c.state === "Queued" && c.priority === 0)
-    ) {
-      this.cache.delete(uuid);
-    }
+    if (c !== undefined && isForgettable(c)) this.cache.delete(uuid);
   }
   subscribe(listener: () => void): () => void {
     this.listeners.add(listener);

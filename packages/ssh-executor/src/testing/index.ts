@@ -6,3 +6,4 @@ export {
   type FakeSshServer,
   type FakeSshServerOptions,
 } from "./fake-server.js";
+export { rejection } from "./rejection.js";
