@@ -28,6 +28,7 @@ const allowed = {
   "container-queue": ["arvados-client"],
   scheduler: [],
   "http-api": [],
+  "cluster-lock": [],
 };
 
 // Third-party SDKs stay in the packages that own them.
@@ -37,6 +38,8 @@ const sdkOwners = [
   { prefix: "ssh2", owners: ["ssh-executor", "driver-stub", "driver-loopback"] },
   { prefix: "express", owners: ["http-api", "container-api"] },
   { prefix: "better-sqlite3", owners: ["container-api"] },
+  // The cluster lock's database connection: nothing else, apps included, talks to PostgreSQL.
+  { prefix: "pg", exact: true, everywhere: true, owners: ["cluster-lock"] },
 ];
 
 // Libraries take values from their callers; only apps touch the process.
@@ -121,10 +124,10 @@ for (const { kind, name, dir } of [...workspaceDirs("packages"), ...workspaceDir
         }
         continue;
       }
-      for (const { prefix, owners } of sdkOwners) {
+      for (const { prefix, exact, everywhere, owners } of sdkOwners) {
         if (
-          (bare === prefix || bare.startsWith(prefix)) &&
-          kind === "packages" &&
+          (bare === prefix || (!exact && bare.startsWith(prefix))) &&
+          (kind === "packages" || everywhere) &&
           !owners.includes(name) &&
           !isTest
         ) {

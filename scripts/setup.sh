@@ -9,10 +9,18 @@ cd "$repo"
 step() { printf '==> %s\n' "$*"; }
 
 if [ "${1:-}" = "--test-peers" ]; then
-  if ! dpkg -s openssh-server >/dev/null 2>&1; then
-    step "installing Debian packages for the test peers (openssh-server)"
+  # openssh-server and postgresql: the tests start their own servers (a private sshd, a
+  # throwaway PostgreSQL cluster), so the packages' own services are not needed. lintian,
+  # systemd (systemd-analyze, systemd-notify) and python3 (a notification-socket listener): the
+  # Debian package's tests.
+  missing=()
+  for p in openssh-server postgresql lintian systemd python3; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "installing Debian packages for the tests (${missing[*]})"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   if [ -x scripts/peers/moto.sh ]; then
     step "installing the moto EC2 server"

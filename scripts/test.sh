@@ -15,7 +15,7 @@ check() {
   if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name"; failed=$((failed + 1)); fi
 }
 check "dependency direction and cycles" node scripts/check-deps.mjs
-check "lint (oxlint, type-aware)" oxlint --type-aware --deny-warnings --quiet packages apps tests scripts
+check "lint (oxlint, type-aware)" oxlint --type-aware --deny-warnings --quiet packages apps tests scripts packaging
 check "format (prettier)" prettier --check --log-level warn .
 
 printf '==> tests (vitest)\n'

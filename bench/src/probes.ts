@@ -5,6 +5,7 @@
 // commands leave it, and checked against MaxProbesPerSecond in every one-second window.
 import { instanceSetId, systemClock, type InstanceType } from "@dispatch-cloud/arvados-types";
 import {
+  createTags,
   generateEd25519KeyPair,
   initCommandWithSecret,
   tagKeys,
@@ -55,12 +56,7 @@ for (let i = 0; i < VMS && !signal.aborted; i += 50) {
       return cloud.instanceSet.create({
         instanceType: t,
         imageId: "img-bench",
-        tags: {
-          [keys.instanceSetId]: SET,
-          [keys.instanceType]: t.Name,
-          [keys.idleBehavior]: "run",
-          [keys.instanceSecret]: secret,
-        },
+        tags: createTags(keys, SET, t, secret),
         initCommand: initCommandWithSecret(secret, ""),
         publicKey: key.publicKey,
       });

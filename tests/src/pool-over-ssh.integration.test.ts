@@ -18,10 +18,11 @@ import {
   type InstanceView,
   type Timers as ExecutorClock,
 } from "@dispatch-cloud/arvados-types";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Registry } from "prom-client";
 import {
   INSTANCE_SECRET_PATH,
+  createTags,
   generateEd25519KeyPair,
   initCommandWithSecret,
   tagKeys,
@@ -29,6 +30,7 @@ import {
 } from "@dispatch-cloud/cloud-driver-api";
 import {
   ManualClock,
+  cleanupAfterEach,
   recordingLogger,
   testInstanceType,
   type LogEntry,
@@ -82,11 +84,7 @@ function executorClock(clock: ManualClock): ExecutorClock {
   };
 }
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.toReversed()) await c();
-  cleanups = [];
-});
+const cleanups = cleanupAfterEach();
 
 interface Harness {
   readonly clock: ManualClock;
@@ -453,12 +451,7 @@ describe("worker pool over real SSH to stub VMs", () => {
     const inst = await h.cloud.instanceSet.create({
       instanceType: type1,
       imageId: "img-1",
-      tags: {
-        [keys.instanceSetId]: SET_ID,
-        [keys.instanceType]: type1.Name,
-        [keys.idleBehavior]: "run",
-        [keys.instanceSecret]: "a".repeat(40),
-      },
+      tags: createTags(keys, SET_ID, type1, "a".repeat(40)),
       initCommand: initCommandWithSecret("b".repeat(40), ""),
       publicKey: h.key.publicKey,
     });

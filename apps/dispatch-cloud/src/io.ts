@@ -7,6 +7,11 @@ export interface CliIo {
   readonly readStdin: () => Promise<string>;
   /** Aborted on SIGTERM/SIGINT: `run` stops cleanly. Absent: runs until the process ends. */
   readonly stopSignal?: AbortSignal;
+  /**
+   * The runner `DeployRunnerBinary: /proc/self/exe` stands for, where this installation keeps
+   * it (the Debian package); absent: the checkout's apps/crunch-run build.
+   */
+  readonly runnerBinaryPath?: string;
 }
 
 /** Where a command reports its exit status; commands never call process.exit themselves. */

@@ -18,13 +18,66 @@ async function run(argv: string[], opts: { env?: Record<string, string>; stdin?:
 }
 
 describe("config-check", () => {
-  test("a usable config exits 0 with its warnings on stderr", async () => {
-    const r = await run(["config-check", "--config", path.join(examples, "gpu-legacy-cuda.yml")]);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toBe("");
-    expect(r.stderr).toContain(
+  test("warnings exit 1 as Arvados's -strict default; -strict=false allows them", async () => {
+    const file = path.join(examples, "gpu-legacy-cuda.yml");
+    const strict = await run(["config-check", "--config", file]);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toBe("");
+    expect(strict.stderr).toContain(
       "Clusters.zzzzz.InstanceTypes.g4dn.CUDA: deprecated section read as GPU",
     );
+    for (const flag of ["-strict=false", "--strict=0", "-strict=F"]) {
+      const lax = await run(["config-check", flag, "-config", file]);
+      expect(lax.code).toBe(0);
+      expect(lax.stderr).toBe(strict.stderr);
+    }
+    expect((await run(["config-check", "-strict", "-config", file])).code).toBe(1);
+    expect((await run(["config-check", "-strict=maybe", "-config", file])).code).toBe(2);
+  });
+
+  test("checks what the dispatcher reads: the driver, its parameters, the lock's database", async () => {
+    const text = readFileSync(path.join(examples, "ec2.yml"), "utf8");
+    const withParams = (params: string) =>
+      text.replace("DriverParameters:\n", `DriverParameters:\n          ${params}\n`);
+    const unknown = await run(["config-check", "--config", "-"], {
+      stdin: withParams("SubnetIDs: subnet-1"),
+    });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe(
+      "deprecated or unknown config entry: Clusters.zzzzz.Containers.CloudVMs.DriverParameters.SubnetIDs (the ec2 driver does not read it)\n",
+    );
+    expect(
+      (
+        await run(["config-check", "-strict=false", "--config", "-"], {
+          stdin: withParams("subnetid: subnet-1"),
+        })
+      ).stderr,
+    ).toBe("");
+    const bad = await run(["config-check", "-strict=false", "--config", "-"], {
+      stdin: withParams("EBSPrice: -1"),
+    });
+    expect([bad.code, bad.stderr]).toEqual([
+      1,
+      "Clusters.zzzzz.Containers.CloudVMs.DriverParameters.EBSPrice: must be at least 0\n",
+    ]);
+    const driver = await run(["config-check", "--config", "-"], {
+      stdin: text.replace("Driver: ec2", "Driver: gce-typo"),
+    });
+    expect([driver.code, driver.stderr]).toEqual([
+      1,
+      'Clusters.zzzzz.Containers.CloudVMs.Driver: unsupported cloud driver "gce-typo" (this dispatcher has azure, ec2, loopback, stub)\n',
+    ]);
+    const db = await run(["config-check", "--config", "-"], {
+      stdin: text.replace(
+        "    Containers:\n",
+        "    PostgreSQL:\n      Connection: {host: db, password: hunter2hunter2, sslmode: prefer}\n    Containers:\n",
+      ),
+    });
+    expect(db.code).toBe(1);
+    expect(db.stderr).toContain(
+      "Clusters.zzzzz.PostgreSQL.Connection.sslmode: unsupported sslmode",
+    );
+    expect(db.stderr).not.toContain("hunter2");
   });
 
   test("every problem is printed, one per line, and the exit status is 1", async () => {

@@ -30,6 +30,17 @@ function buildProgram(ctx: CommandContext): Command {
   return program;
 }
 
+/** The subcommands' names (`run`, `instance`, `config-check`, ...). */
+export function commandNames(): string[] {
+  const io: CliIo = {
+    stdout: () => undefined,
+    stderr: () => undefined,
+    env: {},
+    readStdin: () => Promise.resolve(""),
+  };
+  return buildProgram({ io, setExitCode: () => undefined }).commands.map((c) => c.name());
+}
+
 /** Runs the CLI and returns the exit status. Never throws, never prints a stack trace. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode = 0;

@@ -23,3 +23,8 @@ export function goTime(t: Date | number): string {
   const iso = (typeof t === "number" ? new Date(t) : t).toISOString(); // 2024-01-02T03:04:05.120Z
   return iso.replace(/\.(\d*?)0*Z$/, (_m, frac: string) => (frac ? `.${frac}Z` : "Z"));
 }
+
+/** A document as Go's json.Encoder writes it: goJson, then a newline. */
+export function goJsonLine(value: unknown): string {
+  return `${goJson(value)}\n`;
+}

@@ -19,6 +19,7 @@ export {
 export {
   DEFAULT_TAG_KEY_PREFIX,
   INSTANCE_SECRET_PATH,
+  createTags,
   initCommandWithSecret,
   tagKeys,
   type TagKeys,
@@ -43,4 +44,10 @@ export {
   withDefaultTags,
   type DecorateOptions,
 } from "./decorators.js";
-export { UnsupportedDriverError, createDriverRegistry, type DriverRegistry } from "./registry.js";
+export {
+  UnsupportedDriverError,
+  createDriverRegistry,
+  type DriverDefinition,
+  type DriverRegistry,
+  type ParameterReport,
+} from "./registry.js";

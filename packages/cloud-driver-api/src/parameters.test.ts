@@ -54,3 +54,13 @@ describe("readDriverParameters", () => {
     expect(parseGoDuration("s")).toBeUndefined();
   });
 });
+
+describe("declared keys", () => {
+  it("lets a driver read only the keys it declares, so its list stays true", () => {
+    const r = readDriverParameters({ region: "x" }, undefined, ["Region"]);
+    expect(r.string("Region")).toBe("x");
+    expect(() => r.string("Zone", { default: "" })).toThrow(
+      "bug: DriverParameters key Zone is read but not declared",
+    );
+  });
+});

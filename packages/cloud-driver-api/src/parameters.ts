@@ -85,7 +85,8 @@ export interface DriverParameterReader {
 }
 
 /**
- * A reader over `parameters`. Each typed getter returns the value, or the default (or a zero
+ * A reader over `parameters`. `declared`, if given, lists every key the driver may read (its
+ * `DriverDefinition.parameterKeys`); reading another is a bug and throws. Each typed getter returns the value, or the default (or a zero
  * value) after recording a problem such as
  * `Containers.CloudVMs.DriverParameters.Region: must be a non-empty string`.
  * Call `finish()` after reading every key.
@@ -93,13 +94,19 @@ export interface DriverParameterReader {
 export function readDriverParameters(
   parameters: Readonly<Record<string, unknown>> | null | undefined,
   path: string = DRIVER_PARAMETERS_PATH,
+  declared?: readonly string[],
 ): DriverParameterReader {
   const problems: string[] = [];
   const params = parameters ?? {};
   const keys = Object.keys(params);
   const at = (key: string): string => `${path}.${key}`;
+  const declaredKeys = declared === undefined ? undefined : new Set(declared);
 
   function raw(key: string): unknown {
+    // A driver that declares its keys (for config checks) must read no other: keep the list true.
+    if (declaredKeys !== undefined && !declaredKeys.has(key)) {
+      throw new Error(`bug: DriverParameters key ${key} is read but not declared`);
+    }
     if (Object.hasOwn(params, key)) return params[key];
     const lower = key.toLowerCase();
     const found = keys.find((k) => k.toLowerCase() === lower);

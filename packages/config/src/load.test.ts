@@ -595,3 +595,43 @@ describe("examples", () => {
     );
   });
 });
+
+describe("numbers that overflow or make no sense", () => {
+  const P = "Clusters.zzzzz";
+  test.each([
+    [
+      "    Containers:\n      CloudVMs:\n        MaxInstances: 1e20\n",
+      `${P}.Containers.CloudVMs.MaxInstances: 100000000000000000000 is too large (at most 9007199254740991)`,
+    ],
+    [
+      "    Containers:\n      CloudVMs:\n        MaxInstances: 2.5\n",
+      `${P}.Containers.CloudVMs.MaxInstances: 2.5 is not a whole number`,
+    ],
+    [
+      "    Containers:\n      CloudVMs:\n        MaxCloudOpsPerSecond: -1\n",
+      `${P}.Containers.CloudVMs.MaxCloudOpsPerSecond: -1 is negative; it must be 0 or more`,
+    ],
+    [
+      "    Containers:\n      CloudVMs:\n        TimeoutIdle: -5s\n",
+      `${P}.Containers.CloudVMs.TimeoutIdle: "-5s" is negative; it must be 0 or more`,
+    ],
+    [
+      "    Containers:\n      CloudVMs:\n        SupervisorFraction: .inf\n",
+      `${P}.Containers.CloudVMs.SupervisorFraction: Infinity is not a finite number`,
+    ],
+    [
+      "    InstanceTypes:\n      x1:\n        VCPUs: -2\n",
+      `${P}.InstanceTypes.x1.VCPUs: -2 is negative; it must be 0 or more`,
+    ],
+    [
+      "    InstanceTypes:\n      x1:\n        Price: -0.5\n",
+      `${P}.InstanceTypes.x1.Price: -0.5 is negative; it must be 0 or more`,
+    ],
+    [
+      "    InstanceTypes:\n      x1:\n        RAM: -1\n",
+      `${P}.InstanceTypes.x1.RAM: -1 is negative; it must be 0 or more`,
+    ],
+  ])("%j", async (extra, error) => {
+    expect(errorsOf(await load(yaml(extra)))).toContain(error);
+  });
+});

@@ -97,6 +97,16 @@ export function normaliseUrl(s: string): string | null {
   return /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*$/i.test(s) ? `${s}/` : s;
 }
 
+/**
+ * Every count, price, size and duration Arvados's dispatcher reads means nothing below zero (Go
+ * would take a negative MaxInstances or TimeoutIdle and misbehave), so a negative one is an error.
+ */
+function nonNegative(v: number, path: string, p: Problems, shown = show(v)): number {
+  if (v >= 0) return v;
+  p.error("value", path, `${shown} is negative; it must be 0 or more`);
+  return 0;
+}
+
 export function decode(node: Node, value: unknown, path: string, p: Problems): unknown {
   switch (node.t) {
     case "string":
@@ -106,11 +116,28 @@ export function decode(node: Node, value: unknown, path: string, p: Problems): u
       p.error("type", path, `expected a string, got ${show(value)}`);
       return "";
     case "int":
-      if (typeof value === "number" && Number.isInteger(value)) return value;
+      if (typeof value === "number" && Number.isInteger(value)) {
+        // Go reads these into int64; past 2^53 we could not even hold the value exactly.
+        if (!Number.isSafeInteger(value)) {
+          p.error(
+            "value",
+            path,
+            `${show(value)} is too large (at most ${Number.MAX_SAFE_INTEGER})`,
+          );
+          return 0;
+        }
+        return nonNegative(value, path, p);
+      }
       p.error("type", path, `${show(value)} is not a whole number`);
       return 0;
     case "float":
-      if (typeof value === "number") return value;
+      if (typeof value === "number") {
+        if (!Number.isFinite(value)) {
+          p.error("value", path, `${show(value)} is not a finite number`);
+          return 0;
+        }
+        return nonNegative(value, path, p);
+      }
       p.error("type", path, `${show(value)} is not a number`);
       return 0;
     case "bool":
@@ -122,7 +149,11 @@ export function decode(node: Node, value: unknown, path: string, p: Problems): u
     case "duration": {
       if (typeof value === "string" || typeof value === "number") {
         const r = parseDuration(value);
-        if (r.ok) return r.value;
+        if (r.ok && !Number.isFinite(r.value)) {
+          p.error("value", path, `${show(value)} is too long a duration`);
+          return 0;
+        }
+        if (r.ok) return nonNegative(r.value, path, p, show(value));
         p.error(
           "type",
           path,
@@ -136,7 +167,7 @@ export function decode(node: Node, value: unknown, path: string, p: Problems): u
     case "bytes": {
       if (typeof value === "string" || typeof value === "number") {
         const r = parseByteSize(value);
-        if (r.ok) return r.value;
+        if (r.ok) return nonNegative(r.value, path, p, show(value));
         if (r.error.includes("overflows")) {
           p.error("value", path, `${show(value)} is too large: ${r.error}`);
           return 0;

@@ -1,7 +1,7 @@
 import { ContainerClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { instanceSetId, type InstanceType } from "@dispatch-cloud/arvados-types";
-import type { CreateRequest } from "@dispatch-cloud/cloud-driver-api";
-import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import type { CreateRequest, Instance } from "@dispatch-cloud/cloud-driver-api";
+import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAzureDriver, type AzureInstance, type AzureInstanceSet } from "./index.js";
 import {
@@ -18,18 +18,7 @@ const RG = "rg-blob";
 const SET_ID = "zzzzz-blob";
 const PREFIX = `compute-${SET_ID}-`;
 
-const type: InstanceType = {
-  Name: "small",
-  ProviderType: "Standard_D2s_v3",
-  VCPUs: 2,
-  RAM: 1 << 30,
-  IncludedScratch: 0,
-  AddedScratch: 0,
-  Scratch: 0,
-  Price: 0.1,
-  Preemptible: false,
-  GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-};
+const type: InstanceType = testInstanceType({ ProviderType: "Standard_D2s_v3" });
 
 const vhdRequest: CreateRequest = {
   instanceType: type,

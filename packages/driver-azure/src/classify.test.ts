@@ -133,7 +133,7 @@ const cases: { name: string; err: unknown; expect: Expect }[] = [
   },
   {
     name: "transport error without a response",
-    err: new RestError("connect ECONNREFUSED 127.0.0.1:1 rate limit", { code: undefined }),
+    err: new RestError("connect ECONNREFUSED 127.0.0.1:1 rate limit"),
     expect: { kind: "unchanged" },
   },
   {

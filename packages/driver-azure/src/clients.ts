@@ -6,6 +6,7 @@ import {
   createPipelineRequest,
   exponentialRetryPolicy,
   type Pipeline,
+  type TlsSettings,
 } from "@azure/core-rest-pipeline";
 import { ClientSecretCredential, type TokenCredential } from "@azure/identity";
 import { ContainerClient, StorageSharedKeyCredential } from "@azure/storage-blob";
@@ -22,17 +23,37 @@ export interface AzureClients {
 /** Storage management API version used for ListKeys, as Arvados uses. */
 const STORAGE_API_VERSION = "2018-02-01";
 
+/**
+ * PEM certificates that replace the system's trusted CAs for every Azure call (token endpoint,
+ * ARM, ListKeys): a private cloud's CA, or a test's self-signed peer.
+ */
+export type TrustedCertificates = string | readonly string[];
+
+function tlsOptions(ca: TrustedCertificates | undefined): { tlsOptions?: TlsSettings } {
+  return ca === undefined ? {} : { tlsOptions: { ca: typeof ca === "string" ? ca : [...ca] } };
+}
+
 export function buildCredential(
   p: AzureParameters,
   injected: TokenCredential | undefined,
+  ca?: TrustedCertificates,
 ): TokenCredential {
   if (injected !== undefined) return injected;
+  const override = p.ActiveDirectoryEndpoint !== "";
   return new ClientSecretCredential(p.TenantID, p.ClientID, p.ClientSecret, {
-    authorityHost: p.CloudEnvironment.authorityHost,
+    authorityHost: override ? p.ActiveDirectoryEndpoint : p.CloudEnvironment.authorityHost,
+    // MSAL checks an authority it does not know with login.microsoftonline.com; an authority
+    // host the operator configured is trusted as given (a private cloud, or a local test peer).
+    ...(override ? { disableInstanceDiscovery: true } : {}),
+    ...tlsOptions(ca),
   });
 }
 
-export function buildClients(p: AzureParameters, credential: TokenCredential): AzureClients {
+export function buildClients(
+  p: AzureParameters,
+  credential: TokenCredential,
+  ca?: TrustedCertificates,
+): AzureClients {
   const endpoint = p.ResourceManagerEndpoint || p.CloudEnvironment.resourceManagerEndpoint;
   // The token audience is the real cloud's ARM endpoint even when a test endpoint is used.
   const scope = `${p.CloudEnvironment.resourceManagerEndpoint}/.default`;
@@ -41,12 +62,14 @@ export function buildClients(p: AzureParameters, credential: TokenCredential): A
     endpoint,
     credentials: { scopes: [scope] },
     allowInsecureConnection: insecure,
+    ...tlsOptions(ca),
   });
   const network = new NetworkManagementClient(credential, p.SubscriptionID, {
     endpoint,
     $host: endpoint,
     credentialScopes: scope,
     allowInsecureConnection: insecure,
+    ...tlsOptions(ca),
   });
   for (const pipeline of [compute.pipeline, network.pipeline]) adjustPipeline(pipeline, insecure);
   return { compute, network, endpoint, insecure };
@@ -121,4 +144,15 @@ function parseJson(text: string | undefined): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** Options for a long-running operation: the poll interval when set, and the caller's signal. */
+export function lroOptions(
+  pollIntervalMs: number | undefined,
+  signal?: AbortSignal,
+): { updateIntervalInMs?: number; abortSignal?: AbortSignal } {
+  return {
+    ...(pollIntervalMs === undefined ? {} : { updateIntervalInMs: pollIntervalMs }),
+    ...(signal === undefined ? {} : { abortSignal: signal }),
+  };
 }

@@ -6,12 +6,13 @@ import {
   type CreateRequest,
   type Instance,
 } from "@dispatch-cloud/cloud-driver-api";
-import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
+import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AzureDriverError,
   GC_INTERVAL_MS,
   createAzureDriver,
+  type AzureInstance,
   type AzureInstanceSet,
 } from "./index.js";
 import { FakeArm, fakeCredential, recordingLogger, type LogLine } from "./testing/index.js";
@@ -23,19 +24,7 @@ const PREFIX = `compute-${SET_ID}-`;
 const START = Date.parse("2025-01-01T00:00:00Z");
 
 function instanceType(overrides: Partial<InstanceType> = {}): InstanceType {
-  return {
-    Name: "small",
-    ProviderType: "Standard_D2s_v3",
-    VCPUs: 2,
-    RAM: 8 << 30,
-    IncludedScratch: 16 << 30,
-    AddedScratch: 0,
-    Scratch: 16 << 30,
-    Price: 0.1,
-    Preemptible: false,
-    GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-    ...overrides,
-  };
+  return testInstanceType({ ProviderType: "Standard_D2s_v3", ...overrides });
 }
 
 function request(overrides: Partial<CreateRequest> = {}): CreateRequest {
@@ -65,9 +54,9 @@ async function setup(
   parameters: Record<string, unknown> = {},
   fakeArm?: FakeArm,
 ): Promise<Harness> {
-  const fake = fakeArm ?? (await FakeArm.start());
-  if (fakeArm === undefined) cleanups.push(() => fake.close());
   const clock = new ManualClock(START);
+  const fake = fakeArm ?? (await FakeArm.start({ now: () => clock.now() }));
+  if (fakeArm === undefined) cleanups.push(() => fake.close());
   const logs: LogLine[] = [];
   const set = (await createAzureDriver({ credential: fakeCredential, clock, pollIntervalMs: 1 })({
     parameters: {
@@ -123,10 +112,15 @@ describe("create", () => {
       osType: "Linux",
       name: `${name}-os`,
       createOption: "FromImage",
+      deleteOption: "Delete",
     });
     expect(p["networkProfile"].networkInterfaces).toEqual([
-      { id: nic.id, properties: { primary: true } },
+      { id: nic.id, properties: { primary: true, deleteOption: "Delete" } },
     ]);
+    // ARM made the OS disk beside the VM, attached to it.
+    const disk = h.fake.get("disks", RG, `${name}-os`)!;
+    expect(disk.managedBy).toBe(vm.id);
+    expect(disk.properties["diskState"]).toBe("Attached");
     expect(p["osProfile"].computerName).toBe(name);
     expect(p["osProfile"].adminUsername).toBe("crunch");
     expect(Buffer.from(p["osProfile"].customData, "base64").toString()).toBe(
@@ -404,12 +398,30 @@ describe("instance methods", () => {
     expect(h.fake.requests.filter((r) => r.startsWith("PATCH "))).toHaveLength(2);
   });
 
-  it("destroy deletes the VM; its NIC is collected once dangling and old", async () => {
+  it("destroy deletes the VM with its NIC and OS disk, without forcing", async () => {
     const h = await setup();
     const inst = await h.set.create(request());
     await inst.destroy();
     expect(h.fake.list("virtualMachines")).toEqual([]);
+    expect(h.fake.list("networkInterfaces")).toEqual([]);
+    expect(h.fake.list("disks")).toEqual([]);
     expect(await h.set.instances({})).toEqual([]);
+    const del = h.fake.received.find((r) => r.method === "DELETE")!;
+    expect(del.path).toBe(inst.id);
+    expect(del.query.get("forceDeletion")).toBe("false");
+    // Only the VM was asked for; ARM removed the rest.
+    expect(h.fake.requests.filter((r) => r.startsWith("DELETE"))).toEqual([`DELETE ${inst.id}`]);
+  });
+
+  it("collects the NIC of a destroyed VM made without delete options once it is old", async () => {
+    const h = await setup();
+    h.fake.addVm(SUB, RG, `${PREFIX}arvados1`, {
+      tags: { ArvadosInstanceSetID: SET_ID, "created-at": new Date(START).toISOString() },
+    });
+    const listed = await h.set.instances({});
+    expect(listed).toHaveLength(1);
+    for (const inst of listed) await inst.destroy();
+    await h.set.instances({});
     await h.set.deletionsIdle();
     expect(h.fake.list("networkInterfaces")).toHaveLength(1);
     await h.clock.advance(21_000);
@@ -438,39 +450,76 @@ describe("instance methods", () => {
 });
 
 describe("background disk collection", () => {
-  it("every 5 minutes deletes old unattached OS disks in ImageResourceGroup, and stop() ends it", async () => {
+  /** Runs the loop's next pass (5 minutes after the last) and waits for its deletions. */
+  async function onePeriod(h: Harness): Promise<void> {
+    await h.clock.waitForSleepers(1);
+    await h.clock.advance(GC_INTERVAL_MS);
+    // The loop lists, queues, and goes back to sleep.
+    await h.clock.waitForSleepers(1);
+    await h.set.deletionsIdle();
+  }
+
+  const diskNames = (h: Harness, rg?: string): string[] =>
+    h.fake
+      .list("disks", rg)
+      .map((d) => d.name)
+      .sort();
+
+  it("every 5 minutes deletes our old detached OS disks in ResourceGroup and ImageResourceGroup, and stop() ends it", async () => {
     const h = await setup({ ImageResourceGroup: "images" });
     const old = new Date(START - 60_000);
-    h.fake.addDisk(SUB, "images", `${PREFIX}a-os`, { diskState: "Unattached", timeCreated: old });
-    h.fake.addDisk(SUB, "images", `${PREFIX}b-os`, { diskState: "Attached", timeCreated: old });
-    h.fake.addDisk(SUB, "images", `${PREFIX}c-data`, { diskState: "Unattached", timeCreated: old });
-    h.fake.addDisk(SUB, "images", `other-d-os`, { diskState: "Unattached", timeCreated: old });
-    h.fake.addDisk(SUB, RG, `${PREFIX}e-os`, { diskState: "Unattached", timeCreated: old });
-    h.fake.addDisk(SUB, "images", `${PREFIX}young-os`, {
+    const vmId = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/virtualMachines/x`;
+    const unattached = { diskState: "Unattached", timeCreated: old } as const;
+    // Left by VMs of this set: beside them in ResourceGroup, or by an older dispatcher in
+    // ImageResourceGroup.
+    h.fake.addDisk(SUB, RG, `${PREFIX}a-os`, unattached);
+    h.fake.addDisk(SUB, "images", `${PREFIX}b-os`, unattached);
+    // Never ours to delete: attached (also to a deallocated VM), another set's or nobody's,
+    // not an OS disk, or too young.
+    h.fake.addDisk(SUB, RG, `${PREFIX}c-os`, {
+      ...unattached,
+      diskState: "Attached",
+      managedBy: vmId,
+    });
+    h.fake.addDisk(SUB, "images", `${PREFIX}d-os`, {
+      ...unattached,
+      diskState: "Reserved",
+      managedBy: vmId,
+    });
+    h.fake.addDisk(SUB, RG, `compute-zzzzz-other-e-os`, unattached);
+    h.fake.addDisk(SUB, "images", `f-os`, unattached);
+    h.fake.addDisk(SUB, RG, `${PREFIX}g-data`, unattached);
+    h.fake.addDisk(SUB, RG, `${PREFIX}young-os`, {
       diskState: "Unattached",
       timeCreated: new Date(START + GC_INTERVAL_MS - 1000),
     });
+    const survivors = [
+      `${PREFIX}c-os`,
+      `${PREFIX}d-os`,
+      "compute-zzzzz-other-e-os",
+      "f-os",
+      `${PREFIX}g-data`,
+      `${PREFIX}young-os`,
+    ];
 
     await h.clock.waitForSleepers(1);
     await h.clock.advance(GC_INTERVAL_MS - 1);
     expect(h.fake.requests.some((r) => r.includes("/disks"))).toBe(false);
     await h.clock.advance(1);
-    // The loop lists, queues, and goes back to sleep.
     await h.clock.waitForSleepers(1);
     await h.set.deletionsIdle();
-    expect(
-      h.fake
-        .list("disks")
-        .map((d) => d.name)
-        .sort(),
-    ).toEqual(
+    expect(diskNames(h)).toEqual(survivors.sort());
+    expect(h.fake.requests.filter((r) => r.startsWith("DELETE")).sort()).toEqual(
       [
-        `${PREFIX}b-os`,
-        `${PREFIX}c-data`,
-        `other-d-os`,
-        `${PREFIX}e-os`,
-        `${PREFIX}young-os`,
+        `DELETE /subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/disks/${PREFIX}a-os`,
+        `DELETE /subscriptions/${SUB}/resourceGroups/images/providers/Microsoft.Compute/disks/${PREFIX}b-os`,
       ].sort(),
+    );
+    expect(h.logs.filter((l) => l.msg === "Deleted disk").map((l) => l.fields)).toEqual(
+      expect.arrayContaining([
+        { disk: `${PREFIX}a-os`, ResourceGroup: RG },
+        { disk: `${PREFIX}b-os`, ResourceGroup: "images" },
+      ]),
     );
 
     await h.set.stop();
@@ -479,6 +528,67 @@ describe("background disk collection", () => {
     await h.clock.advance(GC_INTERVAL_MS * 3);
     expect(h.fake.requests.length).toBe(before);
   });
+
+  it("lists disks once when ImageResourceGroup is ResourceGroup (names are case-insensitive)", async () => {
+    const h = await setup({ ImageResourceGroup: RG.toUpperCase() });
+    h.fake.addDisk(SUB, RG, `${PREFIX}a-os`, {
+      diskState: "Unattached",
+      timeCreated: new Date(START - 60_000),
+    });
+    await onePeriod(h);
+    expect(h.fake.list("disks")).toEqual([]);
+    expect(h.fake.requests.filter((r) => r.endsWith("/disks"))).toEqual([
+      `GET /subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/disks`,
+    ]);
+  });
+
+  // The install guide's configurations (examples/azure-*.yml): images in their own group.
+  it.each([
+    ["managed image", {}],
+    [
+      "shared gallery",
+      { SharedImageGalleryName: "zzzzz_gallery", SharedImageGalleryImageVersion: "0.0.1" },
+    ],
+  ])(
+    "the %s configuration leaves no disk behind after destroy and one collection period",
+    async (_, gallery) => {
+      const h = await setup({
+        ResourceGroup: "zzzzz",
+        ImageResourceGroup: "zzzzz-images",
+        ...gallery,
+      });
+      const tags = { ArvadosInstanceSetID: SET_ID, "created-at": new Date(START).toISOString() };
+      // VMs of this set that Arvados's dispatcher made (no delete options) and that we make.
+      h.fake.addVm(SUB, "zzzzz", `${PREFIX}arvados1`, { tags });
+      await h.set.create(request());
+      await h.set.create(request());
+      // Someone else's VM, and a disk an older dispatcher left in the image group.
+      h.fake.addVm(SUB, "zzzzz", "compute-zzzzz-other-vm1", {
+        tags: { ArvadosInstanceSetID: "zzzzz-other" },
+      });
+      h.fake.addDisk(SUB, "zzzzz-images", `${PREFIX}older-os`, {
+        diskState: "Unattached",
+        timeCreated: new Date(START - 3_600_000),
+      });
+      expect(diskNames(h, "zzzzz")).toHaveLength(4);
+
+      const ours = (await h.set.instances({})).filter(
+        (i) => i.tags["ArvadosInstanceSetID"] === SET_ID,
+      );
+      expect(ours).toHaveLength(3);
+      for (const inst of ours) await inst.destroy();
+      // Ours went with their VMs; the one Arvados made stays, detached, until collected.
+      expect(diskNames(h, "zzzzz")).toEqual(
+        [`${PREFIX}arvados1-os`, "compute-zzzzz-other-vm1-os"].sort(),
+      );
+
+      await onePeriod(h);
+      expect(diskNames(h)).toEqual(["compute-zzzzz-other-vm1-os"]);
+      expect(h.fake.get("disks", "zzzzz", "compute-zzzzz-other-vm1-os")!.managedBy).toContain(
+        "/virtualMachines/compute-zzzzz-other-vm1",
+      );
+    },
+  );
 });
 
 describe("credentials and clouds", () => {

@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import type { Disk, VirtualMachine } from "@azure/arm-compute";
+import type { VirtualMachine } from "@azure/arm-compute";
 import type { NetworkInterface } from "@azure/arm-network";
 import type { TokenCredential } from "@azure/identity";
 import type { ContainerClient } from "@azure/storage-blob";
@@ -23,17 +23,20 @@ import {
   type InstanceTags,
 } from "@dispatch-cloud/cloud-driver-api";
 import { classifyAzureError } from "./classify.js";
-import { buildBlobContainer, buildClients, buildCredential, type AzureClients } from "./clients.js";
-import { BoundedDeleter } from "./deleter.js";
+import {
+  buildBlobContainer,
+  buildClients,
+  buildCredential,
+  lroOptions,
+  type AzureClients,
+  type TrustedCertificates,
+} from "./clients.js";
+import { CREATED_AT_TAG, DanglingResourceCollector } from "./collector.js";
 import { AzureDriverError } from "./errors.js";
 import { readParameters, type AzureParameters } from "./params.js";
 
 /** Background garbage collection period (blobs, then managed disks). */
 export const GC_INTERVAL_MS = 5 * 60_000;
-/** Concurrent deletions per resource kind (NICs, blobs, disks). */
-export const DELETERS_PER_KIND = 4;
-/** Tag the driver adds to VMs and NICs so dangling NICs can be aged. */
-export const CREATED_AT_TAG = "created-at";
 
 /** Factory options for what must not come from config.yml (tests, embedding). */
 export interface AzureDriverOptions {
@@ -43,6 +46,11 @@ export interface AzureDriverOptions {
   readonly clock?: Clock;
   /** How often to poll long-running operations; the SDK default when absent. */
   readonly pollIntervalMs?: number;
+  /**
+   * PEM CA certificates to trust instead of the system's, for the token endpoint and ARM
+   * (a private cloud's CA, or a test peer's self-signed certificate).
+   */
+  readonly caCertificates?: TrustedCertificates;
 }
 
 /** `Containers.CloudVMs.Driver: azure`. */
@@ -52,7 +60,8 @@ export function createAzureDriver(options: AzureDriverOptions = {}): DriverFacto
       credentialInjected: options.credential !== undefined,
     });
     const logger = context.logger;
-    const clients = buildClients(params, buildCredential(params, options.credential));
+    const ca = options.caCertificates;
+    const clients = buildClients(params, buildCredential(params, options.credential, ca), ca);
     const clock = options.clock ?? systemClock;
     let blob: ContainerClient | undefined;
     let blobServiceUrl = "";
@@ -99,9 +108,7 @@ const NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 export class AzureInstanceSet implements InstanceSet {
   private readonly p: AzureParameters;
   private readonly log: Logger;
-  private readonly nicDeleter: BoundedDeleter;
-  private readonly blobDeleter: BoundedDeleter;
-  private readonly diskDeleter: BoundedDeleter;
+  private readonly collector: DanglingResourceCollector;
   private readonly gcLoop: Promise<void>;
   private readonly stopping = new AbortController();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -110,11 +117,7 @@ export class AzureInstanceSet implements InstanceSet {
   constructor(private readonly d: SetDeps) {
     this.p = d.params;
     this.log = d.logger;
-    const onError = (kind: string) => (key: string, err: unknown) =>
-      this.log.warn({ error: errorMessage(err), [kind]: key }, `Error deleting ${kind}`);
-    this.nicDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("NIC"));
-    this.blobDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("blob"));
-    this.diskDeleter = new BoundedDeleter(DELETERS_PER_KIND, onError("disk"));
+    this.collector = new DanglingResourceCollector(d);
     this.gcLoop = this.runGcLoop();
   }
 
@@ -163,7 +166,7 @@ export class AzureInstanceSet implements InstanceSet {
     this.stopped = true;
     this.stopping.abort();
     await Promise.allSettled([...this.inFlight, this.gcLoop]);
-    await Promise.all([this.nicDeleter.stop(), this.blobDeleter.stop(), this.diskDeleter.stop()]);
+    await this.collector.stop();
   }
 
   /**
@@ -171,13 +174,15 @@ export class AzureInstanceSet implements InstanceSet {
    * OS disks. Queues deletions and resolves once listing is done; the deleters carry on.
    */
   async collectGarbage(signal?: AbortSignal): Promise<void> {
-    if (this.d.blob !== undefined) await this.collectBlobs(this.d.blob, signal);
-    await this.collectDisks(signal);
+    if (this.d.blob !== undefined) {
+      await this.collector.collectBlobs(this.d.blob, this.d.clock.now(), signal);
+    }
+    await this.collector.collectDisks(this.d.clock.now(), signal);
   }
 
   /** Resolves when every queued deletion has finished (for tests and orderly shutdown). */
   async deletionsIdle(): Promise<void> {
-    await Promise.all([this.nicDeleter.idle(), this.blobDeleter.idle(), this.diskDeleter.idle()]);
+    await this.collector.idle();
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -188,10 +193,7 @@ export class AzureInstanceSet implements InstanceSet {
   }
 
   private lro(signal?: AbortSignal): { updateIntervalInMs?: number; abortSignal?: AbortSignal } {
-    return {
-      ...(this.d.pollIntervalMs === undefined ? {} : { updateIntervalInMs: this.d.pollIntervalMs }),
-      ...(signal === undefined ? {} : { abortSignal: signal }),
-    };
+    return lroOptions(this.d.pollIntervalMs, signal);
   }
 
   private now(): Date {
@@ -291,7 +293,15 @@ export class AzureInstanceSet implements InstanceSet {
           : `${rg}/images/${req.imageId}`;
       storageProfile = {
         imageReference: { id },
-        osDisk: { osType: "Linux", name: `${name}-os`, createOption: "FromImage" },
+        // Arvados sets no delete option, so ARM's default (Detach) leaves the disk behind,
+        // billed, for the disk collector. Delete removes it with the VM. (An unmanaged VHD is a
+        // blob: the blob collector handles it.)
+        osDisk: {
+          osType: "Linux",
+          name: `${name}-os`,
+          createOption: "FromImage",
+          deleteOption: "Delete",
+        },
       };
     }
 
@@ -301,7 +311,10 @@ export class AzureInstanceSet implements InstanceSet {
       tags,
       hardwareProfile: { vmSize: type.ProviderType },
       storageProfile,
-      networkProfile: { networkInterfaces: [{ id: nic.id ?? "", primary: true }] },
+      // The NIC goes with the VM too, rather than waiting for the next listing to find it.
+      networkProfile: {
+        networkInterfaces: [{ id: nic.id ?? "", primary: true, deleteOption: "Delete" }],
+      },
       osProfile: {
         computerName: name,
         adminUsername: admin,
@@ -357,7 +370,8 @@ export class AzureInstanceSet implements InstanceSet {
           );
         }
       }
-      // Managed OS disks are left to the disk collector.
+      // A managed OS disk ARM may have made goes with the failed VM when that is deleted, or
+      // to the disk collector.
       throw classified;
     }
     log.info({}, "Created VM");
@@ -366,7 +380,7 @@ export class AzureInstanceSet implements InstanceSet {
 
   private async doInstances(signal?: AbortSignal): Promise<Instance[]> {
     const p = this.p;
-    const now = this.now();
+    const now = this.d.clock.now();
     const attachedNics = new Map<string, NetworkInterface>();
     const pages = this.d.clients.network.networkInterfaces
       .list(p.ResourceGroup, signal === undefined ? {} : { abortSignal: signal })
@@ -382,7 +396,7 @@ export class AzureInstanceSet implements InstanceSet {
         break;
       }
       if (page.done === true) break;
-      for (const nic of page.value) this.considerNic(nic, now, attachedNics);
+      for (const nic of page.value) this.collector.considerNic(nic, now, attachedNics);
     }
 
     const out: Instance[] = [];
@@ -400,101 +414,6 @@ export class AzureInstanceSet implements InstanceSet {
       throw this.classify(err);
     }
     return out;
-  }
-
-  private considerNic(
-    nic: NetworkInterface,
-    now: Date,
-    attached: Map<string, NetworkInterface>,
-  ): void {
-    const name = nic.name ?? "";
-    if (!name.startsWith(this.d.namePrefix) || nic.id === undefined) return;
-    if (nic.virtualMachine?.id !== undefined) {
-      // ARM ids are case-insensitive and not always returned with the same case.
-      attached.set(nic.id.toLowerCase(), nic);
-      return;
-    }
-    const createdAt = Date.parse(nic.tags?.[CREATED_AT_TAG] ?? "");
-    const maxAge = this.p.DeleteDanglingResourcesAfter;
-    if (Number.isNaN(createdAt) || now.getTime() - createdAt <= maxAge) return;
-    const rg = this.p.ResourceGroup;
-    const queued = this.nicDeleter.enqueue(name, async (signal) => {
-      await this.d.clients.network.networkInterfaces.beginDeleteAndWait(rg, name, this.lro(signal));
-      this.log.info({ NIC: name }, "Deleted NIC");
-    });
-    if (queued) {
-      this.log.info(
-        { NIC: name, maxAgeMs: maxAge },
-        `Will delete ${name} because it is older than ${maxAge / 1000}s`,
-      );
-    }
-  }
-
-  private async collectBlobs(container: ContainerClient, signal?: AbortSignal): Promise<void> {
-    const now = this.now().getTime();
-    const maxAge = this.p.DeleteDanglingResourcesAfter;
-    const pages = container
-      .listBlobsFlat({
-        prefix: this.d.namePrefix,
-        ...(signal === undefined ? {} : { abortSignal: signal }),
-      })
-      .byPage();
-    for await (const page of pages) {
-      for (const b of page.segment.blobItems) {
-        const props = b.properties;
-        if (
-          props.blobType !== "PageBlob" ||
-          props.leaseState !== "available" ||
-          props.leaseStatus !== "unlocked" ||
-          now - props.lastModified.getTime() <= maxAge
-        ) {
-          continue;
-        }
-        const queued = this.blobDeleter.enqueue(b.name, async (s) => {
-          await container.getBlobClient(b.name).deleteIfExists({ abortSignal: s });
-          this.log.info({ blob: b.name }, "Deleted blob");
-        });
-        if (queued)
-          this.log.info(
-            { blob: b.name },
-            `Will delete blob ${b.name} because it is older than ${maxAge / 1000}s`,
-          );
-      }
-    }
-  }
-
-  private async collectDisks(signal?: AbortSignal): Promise<void> {
-    const now = this.now().getTime();
-    const maxAge = this.p.DeleteDanglingResourcesAfter;
-    const rg = this.p.ImageResourceGroup;
-    const disks = this.d.clients.compute.disks.listByResourceGroup(
-      rg,
-      signal === undefined ? {} : { abortSignal: signal },
-    );
-    for await (const disk of disks) {
-      if (!this.isDanglingDisk(disk, now, maxAge)) continue;
-      const name = disk.name!;
-      const queued = this.diskDeleter.enqueue(name, async (s) => {
-        await this.d.clients.compute.disks.delete(rg, name, this.lro(s));
-        this.log.info({ disk: name }, "Deleted disk");
-      });
-      if (queued)
-        this.log.info(
-          { disk: name },
-          `Will delete disk ${name} because it is older than ${maxAge / 1000}s`,
-        );
-    }
-  }
-
-  private isDanglingDisk(disk: Disk, now: number, maxAge: number): boolean {
-    const name = disk.name ?? "";
-    return (
-      disk.diskState === "Unattached" &&
-      name.startsWith(this.d.namePrefix) &&
-      name.endsWith("-os") &&
-      disk.timeCreated !== undefined &&
-      disk.timeCreated.getTime() < now - maxAge
-    );
   }
 
   /** @internal */
@@ -515,11 +434,12 @@ export class AzureInstanceSet implements InstanceSet {
   /** @internal */
   async deleteVm(name: string, signal?: AbortSignal): Promise<void> {
     try {
-      await this.d.clients.compute.virtualMachines.delete(
-        this.p.ResourceGroup,
-        name,
-        this.lro(signal),
-      );
+      // Since API 2024-11-01 a VM whose disks all have deleteOption Delete is force-deleted
+      // unless told otherwise; keep the graceful delete Arvados gets.
+      await this.d.clients.compute.virtualMachines.delete(this.p.ResourceGroup, name, {
+        ...this.lro(signal),
+        forceDeletion: false,
+      });
     } catch (err) {
       throw this.classify(err);
     }
@@ -578,7 +498,10 @@ export class AzureInstance implements Instance {
     return [];
   }
 
-  /** Deletes the VM; its NIC, disk and blob are left to the collectors. */
+  /**
+   * Deletes the VM, and with it the NIC and managed OS disk we created it with; what a VM made
+   * by Arvados (no delete options) leaves behind, and VHD blobs, are left to the collectors.
+   */
   destroy(signal?: AbortSignal): Promise<void> {
     return this.set.deleteVm(this.name, signal);
   }

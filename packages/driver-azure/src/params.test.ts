@@ -34,6 +34,25 @@ describe("readParameters", () => {
     expect(p.ImageResourceGroup).toBe("rg");
     expect(p.NetworkResourceGroup).toBe("rg");
     expect(p.ResourceManagerEndpoint).toBe("");
+    expect(p.ActiveDirectoryEndpoint).toBe("");
+  });
+
+  it("takes an https authority host override, without a trailing slash", () => {
+    const p = readParameters(
+      { ...minimal, ActiveDirectoryEndpoint: "https://login.example.net:8443/" },
+      { credentialInjected: false },
+    );
+    expect(p.ActiveDirectoryEndpoint).toBe("https://login.example.net:8443");
+    expect(
+      problemsOf(() =>
+        readParameters(
+          { ...minimal, ActiveDirectoryEndpoint: "http://127.0.0.1:1234" },
+          { credentialInjected: false },
+        ),
+      ),
+    ).toEqual([
+      'Containers.CloudVMs.DriverParameters.ActiveDirectoryEndpoint: must be an https URL (tokens are never fetched over http), not "http://127.0.0.1:1234"',
+    ]);
   });
 
   it("matches keys case-insensitively and ignores other drivers' keys", () => {

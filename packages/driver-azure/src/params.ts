@@ -43,7 +43,10 @@ export interface AzureParameters {
   readonly TenantID: string;
   readonly CloudEnvironment: CloudEnvironment;
   readonly ResourceGroup: string;
-  /** Defaults to ResourceGroup. Managed images and the OS disks GC looks at live here. */
+  /**
+   * Defaults to ResourceGroup. Managed and gallery images live here. OS disks do not (Azure
+   * puts them beside their VM), but the disk collector looks here too for older leftovers.
+   */
   readonly ImageResourceGroup: string;
   readonly Location: string;
   readonly Network: string;
@@ -63,11 +66,41 @@ export interface AzureParameters {
    */
   readonly ResourceManagerEndpoint: string;
   /**
+   * Not an Arvados key: replaces the environment's Entra ID (AAD) authority host for the
+   * client-credentials login, e.g. a private cloud's or a test's `https://127.0.0.1:PORT`. Such
+   * a host is trusted as configured (no instance discovery against login.microsoftonline.com).
+   */
+  readonly ActiveDirectoryEndpoint: string;
+  /**
    * Not an Arvados key: the blob service URL for StorageAccount instead of
    * `https://<StorageAccount>.blob.<suffix>`, e.g. azurite's `http://127.0.0.1:PORT/devstoreaccount1`.
    */
   readonly StorageBlobEndpoint: string;
 }
+
+/** Every DriverParameters key the Azure driver reads (config checks warn about any other). */
+export const AZURE_PARAMETER_KEYS = [
+  "SubscriptionID",
+  "ClientID",
+  "ClientSecret",
+  "TenantID",
+  "CloudEnvironment",
+  "ResourceGroup",
+  "ImageResourceGroup",
+  "Location",
+  "Network",
+  "NetworkResourceGroup",
+  "Subnet",
+  "StorageAccount",
+  "BlobContainer",
+  "SharedImageGalleryName",
+  "SharedImageGalleryImageVersion",
+  "DeleteDanglingResourcesAfter",
+  "AdminUsername",
+  "ResourceManagerEndpoint",
+  "ActiveDirectoryEndpoint",
+  "StorageBlobEndpoint",
+] as const;
 
 /**
  * Reads and checks DriverParameters (keys case-insensitive, unknown keys ignored: the object
@@ -78,7 +111,7 @@ export function readParameters(
   raw: Readonly<Record<string, unknown>> | null | undefined,
   options: { credentialInjected: boolean },
 ): AzureParameters {
-  const r = readDriverParameters(raw);
+  const r = readDriverParameters(raw, undefined, AZURE_PARAMETER_KEYS);
   const optional = (key: string) => r.string(key, { default: "" });
   const required = (key: string) => r.string(key, { nonEmpty: true });
   const credential = options.credentialInjected ? optional : required;
@@ -88,9 +121,15 @@ export function readParameters(
     Object.keys(CLOUD_ENVIRONMENTS) as CloudEnvironmentName[],
     { default: "AzurePublicCloud" },
   );
-  const endpoint = (key: string): string => {
+  const endpoint = (key: string, { httpsOnly = false } = {}): string => {
     const v = optional(key).replace(/\/+$/, "");
-    if (v !== "" && !/^https?:\/\/[^/]/.test(v))
+    if (v === "") return v;
+    if (httpsOnly && !/^https:\/\/[^/]/.test(v))
+      r.problem(
+        key,
+        `must be an https URL (tokens are never fetched over http), not ${JSON.stringify(v)}`,
+      );
+    else if (!/^https?:\/\/[^/]/.test(v))
       r.problem(key, `must be an http or https URL, not ${JSON.stringify(v)}`);
     return v;
   };
@@ -117,6 +156,7 @@ export function readParameters(
     }),
     AdminUsername: r.string("AdminUsername", { default: "crunch" }) || "crunch",
     ResourceManagerEndpoint: endpoint("ResourceManagerEndpoint"),
+    ActiveDirectoryEndpoint: endpoint("ActiveDirectoryEndpoint", { httpsOnly: true }),
     StorageBlobEndpoint: endpoint("StorageBlobEndpoint"),
   };
   r.finish();

@@ -24,6 +24,22 @@ export interface Ec2Config {
 
 const DAY_MS = 24 * 3_600_000;
 
+/** Every DriverParameters key the EC2 driver reads (config checks warn about any other). */
+export const EC2_PARAMETER_KEYS = [
+  "AccessKeyID",
+  "SecretAccessKey",
+  "Region",
+  "Endpoint",
+  "SecurityGroupIDs",
+  "SubnetID",
+  "AdminUsername",
+  "EBSVolumeType",
+  "EBSPrice",
+  "IAMInstanceProfile",
+  "SpotPriceUpdateInterval",
+  "InstanceTypeQuotaGroups",
+] as const;
+
 /**
  * Decode DriverParameters (keys matched case-insensitively, unknown keys ignored, since the
  * object also carries other drivers' defaults). Throws DriverParametersError listing every
@@ -33,7 +49,7 @@ export function parseEc2Parameters(
   parameters: Readonly<Record<string, unknown>>,
   logger?: Logger,
 ): Ec2Config {
-  const r = readDriverParameters(parameters);
+  const r = readDriverParameters(parameters, undefined, EC2_PARAMETER_KEYS);
   const accessKeyId = r.string("AccessKeyID", { default: "" });
   const secretAccessKey = r.string("SecretAccessKey", { default: "" });
   if ((accessKeyId === "") !== (secretAccessKey === "")) {

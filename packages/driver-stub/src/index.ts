@@ -1,6 +1,6 @@
-import type { DriverFactory } from "@dispatch-cloud/cloud-driver-api";
+import type { DriverDefinition, DriverFactory } from "@dispatch-cloud/cloud-driver-api";
 import { StubCloud, type StubCloudOptions } from "./cloud.js";
-import { parseStubParameters } from "./params.js";
+import { STUB_PARAMETER_KEYS, parseStubParameters } from "./params.js";
 
 export {
   StubCloud,
@@ -12,6 +12,7 @@ export {
 export {
   DEFAULT_STUB_PARAMETERS,
   STUB_FAILURE_KINDS,
+  STUB_PARAMETER_KEYS,
   parseStubParameters,
   type StubFailEvery,
   type StubFailureKind,
@@ -46,3 +47,10 @@ export function createStubDriver(options: StubDriverOptions = {}): DriverFactory
 
 /** The stub driver with real time and real HTTP, as the daemon registers it. */
 export const stubDriver: DriverFactory = createStubDriver();
+
+/** The stub driver with its DriverParameters keys and check, for the registry. */
+export const stubDriverDefinition: DriverDefinition = {
+  create: stubDriver,
+  parameterKeys: STUB_PARAMETER_KEYS,
+  parseParameters: (p) => parseStubParameters(p),
+};

@@ -84,6 +84,26 @@ export const DEFAULT_STUB_PARAMETERS: StubParameters = {
   apiScheme: "https",
 };
 
+/** Every DriverParameters key the stub driver reads (config checks warn about any other). */
+export const STUB_PARAMETER_KEYS = [
+  "BootDelay",
+  "SlowBootEvery",
+  "SlowBootDelay",
+  "ContainerRunTime",
+  "ContainerExitCode",
+  "MaxInstances",
+  ...["Create", "Destroy", "List", "SetTags"].flatMap((op) => [`Fail${op}Every`, `Fail${op}Kind`]),
+  "RateLimitRetryAfter",
+  "BrokenEvery",
+  "BrokenAfter",
+  "SilentEvery",
+  "SilentAfter",
+  "HostKeyCheck",
+  "SharedHostKey",
+  "RemoteUser",
+  "APIScheme",
+] as const;
+
 /**
  * Parse DriverParameters for `Driver: stub`. Throws a DriverParametersError naming every bad
  * key. Unknown keys are ignored (the object also carries other drivers' defaults).
@@ -91,7 +111,7 @@ export const DEFAULT_STUB_PARAMETERS: StubParameters = {
 export function parseStubParameters(
   parameters: Readonly<Record<string, unknown>> | null | undefined,
 ): StubParameters {
-  const r = readDriverParameters(parameters);
+  const r = readDriverParameters(parameters, undefined, STUB_PARAMETER_KEYS);
   const d = DEFAULT_STUB_PARAMETERS;
   const nat = { min: 0 };
   const failEvery = (op: string, def: StubFailEvery): StubFailEvery => ({

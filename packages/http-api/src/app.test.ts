@@ -103,7 +103,7 @@ async function start(opts: {
       health: {
         check: () =>
           opts.healthy === false
-            ? { healthy: false, error: "runner binary missing" }
+            ? { healthy: false, error: "runner binary <missing>" }
             : { healthy: true },
       },
     },
@@ -391,32 +391,42 @@ describe("routing", () => {
 
 describe("health", () => {
   it.each([
-    ["healthy", `Bearer ${TOKEN}`, true, 200, { health: "OK" }],
+    ["healthy", `Bearer ${TOKEN}`, true, 200, "application/json", '{"health":"OK"}\n'],
     [
-      "unhealthy",
+      "unhealthy (Go's map encoding: keys sorted)",
       `Bearer ${TOKEN}`,
       false,
       200,
-      { health: "ERROR", error: "runner binary missing" },
+      "application/json",
+      '{"error":"runner binary \\u003cmissing\\u003e","health":"ERROR"}\n',
     ],
-    ["no header", null, true, 401, { error: "authorization required" }],
-    ["OAuth2 is not accepted here", `OAuth2 ${TOKEN}`, true, 403, { error: "authorization error" }],
-  ])("ping %s", async (_name, auth, healthy, status, body) => {
+    ["no header", null, true, 401, "text/plain; charset=utf-8", "authorization required\n"],
+    [
+      "OAuth2 is not accepted here",
+      `OAuth2 ${TOKEN}`,
+      true,
+      403,
+      "text/plain; charset=utf-8",
+      "authorization error\n",
+    ],
+  ])("ping %s", async (_name, auth, healthy, status, type, body) => {
     const { call } = await start({ healthy });
     const res = await call("/_health/ping", { auth });
     expect(res.status).toBe(status);
-    expect(res.headers.get("content-type")).toBe("application/json");
-    expect(await res.json()).toEqual(body);
+    expect(res.headers.get("content-type")).toBe(type);
+    expect(await res.text()).toBe(body);
   });
 
-  it("is disabled without a token, and other checks are unknown", async () => {
+  it("is disabled without a token, and other checks are unknown paths", async () => {
     const off = await start({ token: "" });
     const res = await off.call("/_health/ping");
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: "disabled" });
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(await res.text()).toBe("disabled\n");
     await srv?.close();
     const on = await start({});
-    expect((await on.call("/_health/other")).status).toBe(404);
+    const other = await on.call("/_health/other");
+    expect([other.status, await other.text()]).toEqual([404, "404 page not found\n"]);
   });
 });
 

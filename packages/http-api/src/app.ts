@@ -1,9 +1,10 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { IdleBehavior, Logger } from "@dispatch-cloud/arvados-types";
+import { goJsonLine, type IdleBehavior, type Logger } from "@dispatch-cloud/arvados-types";
 import express, { type Express } from "express";
 import { instancesJson, metricFamiliesJson, queueEntJson } from "./json.js";
 import { cleanPath } from "./path.js";
+import { serviceFramework, type ServiceOptions } from "./service.js";
 import type { ManagementPorts, MetricsSource } from "./ports.js";
 
 export interface ManagementAppOptions {
@@ -15,6 +16,12 @@ export interface ManagementAppOptions {
   readonly logger: Logger;
   /** Largest form body read, bytes (default 1 MiB). */
   readonly maxBodyBytes?: number;
+  /**
+   * The service framework's metrics registry and request limits (`API.MaxConcurrentRequests`,
+   * `API.MaxQueuedRequests`, `API.MaxQueueTimeForLockRequests`). Without them requests still get
+   * request IDs and /_inspect/requests, but no framework metrics and no limiter.
+   */
+  readonly service?: Omit<ServiceOptions, "managementToken">;
 }
 
 type Params = (name: string) => string;
@@ -127,7 +134,8 @@ export function createManagementApp(options: ManagementAppOptions): Express {
     const exact = routes.get(path);
     if (exact) return exact;
     if (/^\/_health\/[^/]+$/.test(path)) {
-      return { GET: (req, res) => health(req, res, path.slice("/_health/".length)) };
+      // Only ping exists (and is answered before routing); other checks are unknown paths.
+      return { GET: (_req, res) => text(res, 404, "404 page not found") };
     }
     return undefined;
   };
@@ -143,19 +151,17 @@ export function createManagementApp(options: ManagementAppOptions): Express {
     return undefined;
   };
 
-  const health = (req: IncomingMessage, res: ServerResponse, check: string) => {
-    // Stricter than the rest of the API, as Arvados's health handler: only this exact header.
-    const fail = (code: number, error: string) =>
-      send(res, code, "application/json", `${JSON.stringify({ error })}\n`, true);
-    if (tokenDigest === undefined) return fail(404, "disabled");
+  /** Arvados's health handler: stricter auth (only this exact header), plain-text refusals. */
+  const ping = (req: IncomingMessage, res: ServerResponse) => {
+    if (tokenDigest === undefined) return text(res, 404, "disabled");
     const auth = req.headers.authorization;
-    if (auth === undefined || auth === "") return fail(401, "authorization required");
+    if (auth === undefined || auth === "") return text(res, 401, "authorization required");
     if (!auth.startsWith("Bearer ") || !tokenMatches(auth.slice(7)))
-      return fail(403, "authorization error");
-    if (check !== "ping") return fail(404, "not found");
+      return text(res, 403, "authorization error");
     const state = ports.health?.check() ?? { healthy: true };
-    const body = state.healthy ? { health: "OK" } : { health: "ERROR", error: state.error };
-    send(res, 200, "application/json", `${JSON.stringify(body)}\n`);
+    // Go encodes the error as a map: keys sorted.
+    const body = state.healthy ? { health: "OK" } : { error: state.error, health: "ERROR" };
+    send(res, 200, "application/json", goJsonLine(body));
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -170,9 +176,6 @@ export function createManagementApp(options: ManagementAppOptions): Express {
       return text(res, 400, "Bad Request");
     }
     const method = req.method ?? "GET";
-
-    // Health is answered before anything else, with its own rules (as the Go framework does).
-    if (method === "GET" && path === "/_health/ping") return health(req, res, "ping");
 
     if (tokenDigest === undefined) {
       // Unlike Arvados, metrics are not served unauthenticated when no token is configured.
@@ -224,9 +227,27 @@ export function createManagementApp(options: ManagementAppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.disable("etag");
+  const framework = serviceFramework({
+    managementToken: options.managementToken,
+    ...options.service,
+  });
+  const pathOf = (req: IncomingMessage): string => (req.url ?? "/").split("?")[0] ?? "/";
   app.use((req, res) => {
     const started = Date.now();
-    handle(req, res)
+    const path = pathOf(req);
+    framework
+      .serve(req, res, {
+        handle,
+        // Health is answered before the limiter, with its own rules (as the Go framework does).
+        intercept:
+          req.method === "GET" && path === "/_health/ping"
+            ? (rq, rs) => Promise.resolve(ping(rq, rs))
+            : null,
+        // Metrics are served beside the framework's stack, as Arvados's ServeAPI does.
+        bypass:
+          (req.method === "GET" || req.method === "HEAD") &&
+          (path === "/metrics" || path === "/metrics.json"),
+      })
       .catch((err: unknown) => {
         logger.error(
           { error: err instanceof Error ? err.message : String(err), method: req.method },

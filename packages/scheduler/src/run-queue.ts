@@ -248,8 +248,8 @@ class Mapping<C extends QueuedContainer> {
     const best = this.#index.best(ent);
     const availableType = this.#availableType(ent);
     return state === "Queued"
-      ? this.#queued(i, ent, q.uuids[k]!, best, availableType)
-      : this.#locked(i, ent, q.uuids[k]!, best, availableType);
+      ? this.#queued(i, q.uuids[k]!, best, availableType)
+      : this.#locked(i, q.uuids[k]!, best, availableType);
   }
 
   /** The cheapest eligible type the cloud is not out of (per provider type, memoised). */
@@ -267,13 +267,7 @@ class Mapping<C extends QueuedContainer> {
   }
 
   /** A Queued container: lock it if it can run, reserving room on the best instance. */
-  #queued(
-    i: number,
-    ent: QueueEntry<C>,
-    uuid: ContainerUuid,
-    best: Slot | undefined,
-    availableType: InstanceType | undefined,
-  ): boolean {
+  #queued(i: number, uuid: ContainerUuid, best?: Slot, availableType?: InstanceType): boolean {
     const { pool, ops, logger } = this.#d;
     if (best === undefined && pool.atQuota()) {
       this.overquota = this.#q.sorted.slice(i);
@@ -293,19 +287,14 @@ class Mapping<C extends QueuedContainer> {
     } else {
       ops.lock(uuid);
     }
-    if (best !== undefined) this.#index.reserve(best, ent);
+    if (best !== undefined) this.#index.reserve(best, this.#q.sorted[i]!);
     return false;
   }
 
   /** A Locked container: start it on the best instance, or create one for it. */
-  #locked(
-    i: number,
-    ent: QueueEntry<C>,
-    uuid: ContainerUuid,
-    best: Slot | undefined,
-    availableType: InstanceType | undefined,
-  ): boolean {
+  #locked(i: number, uuid: ContainerUuid, best?: Slot, availableType?: InstanceType): boolean {
     const { pool, logger } = this.#d;
+    const ent = this.#q.sorted[i]!;
     if (best !== undefined) {
       this.#index.reserve(best, ent);
       const workerState = best.view.worker_state;

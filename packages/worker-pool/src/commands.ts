@@ -1,5 +1,11 @@
 import { createHmac } from "node:crypto";
-import { goJson, goTime, instanceTypeJson, type InstanceType } from "@dispatch-cloud/arvados-types";
+import {
+  goJson,
+  goJsonLine,
+  goTime,
+  instanceTypeJson,
+  type InstanceType,
+} from "@dispatch-cloud/arvados-types";
 import type { InstancePrice } from "@dispatch-cloud/cloud-driver-api";
 
 /*
@@ -165,5 +171,5 @@ export function detachStdin(c: DetachConfigInput): string {
     EC2SpotCheck: c.driver === "ec2" && c.instanceType.Preemptible,
     Cluster: buffers ? (c.clusterConfigJson ?? null) : null,
   };
-  return `${goJson(doc)}\n`;
+  return goJsonLine(doc);
 }

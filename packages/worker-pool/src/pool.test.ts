@@ -10,18 +10,20 @@ import {
   type Clock,
   type InstanceType,
 } from "@dispatch-cloud/arvados-types";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import {
   CapacityError,
+  createTags,
+  initCommandWithSecret,
   QuotaError,
   RateLimitError,
-  initCommandWithSecret,
   tagKeys,
   type InstanceSet,
 } from "@dispatch-cloud/cloud-driver-api";
 import {
   ManualClock,
+  cleanupAfterEach,
   recordingLogger,
   type LogEntry,
 } from "@dispatch-cloud/cloud-driver-api/testing";
@@ -62,11 +64,7 @@ const type1p = itype("type1.preemptible", "t1.small", 0.05, true);
 const type2 = itype("type2", "t2.large", 0.2);
 const other = itype("other", "x9.huge", 0.9);
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.toReversed()) await c();
-  cleanups = [];
-});
+const cleanups = cleanupAfterEach();
 
 interface Setup {
   readonly clock: ManualClock;
@@ -192,13 +190,7 @@ async function foreignVm(s: Setup, tags: Record<string, string> = {}, type = typ
   return s.cloud.instanceSet.create({
     instanceType: type,
     imageId: "ami-123",
-    tags: {
-      [keys.instanceSetId]: SET_ID,
-      [keys.instanceType]: type.Name,
-      [keys.idleBehavior]: "run",
-      [keys.instanceSecret]: secret,
-      ...tags,
-    },
+    tags: { ...createTags(keys, SET_ID, type, secret), ...tags },
     initCommand: initCommandWithSecret(secret, ""),
     publicKey: null,
   });

@@ -19,12 +19,12 @@ import {
   CapacityError,
   QuotaError,
   RateLimitError,
+  createTags,
   errorMessage,
   initCommandWithSecret,
   tagKeys,
   type Instance,
   type InstanceSet,
-  type InstanceTags,
   type TagKeys,
 } from "@dispatch-cloud/cloud-driver-api";
 import type { Registry } from "prom-client";
@@ -490,12 +490,7 @@ export class WorkerPool {
   }
 
   async #doCreate(secret: string, type: InstanceType, log: Logger): Promise<void> {
-    const tags: InstanceTags = {
-      [this.#keys.instanceSetId]: this.#s.config.instanceSetId,
-      [this.#keys.instanceType]: type.Name,
-      [this.#keys.idleBehavior]: "run",
-      [this.#keys.instanceSecret]: secret,
-    };
+    const tags = createTags(this.#keys, this.#s.config.instanceSetId, type, secret);
     try {
       const inst = await this.#set.create({
         instanceType: type,

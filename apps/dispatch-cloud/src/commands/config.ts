@@ -1,6 +1,14 @@
 import { dumpConfig, loadConfig, type LoadResult } from "@dispatch-cloud/config";
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
+import { checkDispatcherConfig, defaultDrivers } from "../daemon/index.js";
 import { defaultConfigPath, type CommandContext } from "../io.js";
+
+/** Go's strconv.ParseBool, which Arvados's `-strict=false` goes through. */
+export function goBool(value: string): boolean {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
+  throw new InvalidArgumentError(`invalid boolean value ${JSON.stringify(value)}`);
+}
 
 const configHelp =
   "config file; - reads standard input (default: $ARVADOS_CONFIG, else /etc/arvados/config.yml)";
@@ -20,12 +28,25 @@ export function registerConfigCommands(program: Command, ctx: CommandContext): v
   program
     .command("config-check")
     .description(
-      "check a config file: exit 0 if it is usable (warnings on stderr), 1 with every problem otherwise",
+      "check a config file: every problem on stderr; exit 1 if there is any (with -strict=false, only errors count)",
     )
     .option("--config <file>", configHelp)
-    .action(async (opts: { config?: string }) => {
+    .option(
+      "--strict [bool]",
+      "strict validation: warnings make the exit status 1, as Arvados's config-check (default true)",
+      goBool,
+      true,
+    )
+    .action(async (opts: { config?: string; strict: boolean }) => {
       const result = await load(ctx, opts.config);
-      ctx.setExitCode(result.ok ? 0 : 1);
+      if (!result.ok) {
+        ctx.setExitCode(1);
+        return;
+      }
+      const extra = checkDispatcherConfig(result.config, defaultDrivers());
+      ctx.io.stderr([...extra.errors, ...extra.warnings].map((l) => `${l}\n`).join(""));
+      const warned = result.warnings.length + extra.warnings.length > 0;
+      ctx.setExitCode(extra.errors.length > 0 || (opts.strict && warned) ? 1 : 0);
     });
 
   program

@@ -3,9 +3,10 @@ import { readFile, stat } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { loadConfig } from "@dispatch-cloud/config";
 import type { Command } from "commander";
-import { DispatcherStartError, startDispatcher } from "../daemon/index.js";
-import { defaultConfigPath, describeError, type CommandContext } from "../io.js";
+import { DispatcherStartError, databasePasswords, startDispatcher } from "../daemon/index.js";
+import { defaultConfigPath, describeError, type CliIo, type CommandContext } from "../io.js";
 import { createLogger, logFormat } from "../logger.js";
+import { notifyReady } from "../service/notify.js";
 
 /** Client settings Arvados services ignore, with a warning, if they are in the environment. */
 const IGNORED_ENV = ["ARVADOS_API_HOST", "ARVADOS_API_HOST_INSECURE", "ARVADOS_API_TOKEN"];
@@ -33,6 +34,102 @@ function waitForAbort(signal: AbortSignal | undefined): Promise<void> {
   );
 }
 
+export interface DaemonOptions {
+  /** The config file; `-` reads standard input. */
+  readonly configPath: string;
+  /** Released once the daemon has stopped or failed to start (e.g. the service's profiler). */
+  readonly release?: () => Promise<void>;
+}
+
+/**
+ * The daemon, for `run` and for `arvados-dispatch-cloud` without a subcommand: load the config,
+ * start the dispatcher, tell systemd it is ready once the management API listens (as Arvados
+ * does), and stop cleanly on the stop signal. Returns the exit status: 0 after a clean stop,
+ * 1 if it cannot start.
+ */
+export async function runDaemon(io: CliIo, options: DaemonOptions): Promise<number> {
+  try {
+    return await serve(io, options.configPath);
+  } finally {
+    await options.release?.();
+  }
+}
+
+async function serve(io: CliIo, path: string): Promise<number> {
+  const result = await loadConfig({ path, readStdin: io.readStdin });
+  if (!result.ok) {
+    io.stderr(
+      [...result.errors, ...result.warnings].map((p) => `${p.text}\n`).join("") +
+        `error loading config ${JSON.stringify(path)}; not starting\n`,
+    );
+    return 1;
+  }
+  const { cluster } = result.config;
+  const stream = new Writable({
+    write(chunk: Buffer | string, _enc, done) {
+      io.stderr(chunk.toString());
+      done();
+    },
+  });
+  const secrets = [
+    cluster.SystemRootToken,
+    cluster.ManagementToken,
+    ...(result.config.dispatchKey === null ? [] : [result.config.dispatchKey.text]),
+    ...databasePasswords(cluster.PostgreSQL.Connection),
+  ];
+  const logger = createLogger({
+    level: cluster.SystemLogs.LogLevel,
+    format: logFormat(cluster.SystemLogs.Format),
+    stream,
+    secrets,
+  });
+  for (const w of result.warnings) logger.warn({}, w.text);
+  for (const name of IGNORED_ENV) {
+    if (io.env[name] !== undefined) {
+      logger.warn(
+        {},
+        `ignoring environment variable ${name} (the dispatcher uses the config file)`,
+      );
+    }
+  }
+  const serviceInternalUrl = io.env["ARVADOS_SERVICE_INTERNAL_URL"];
+  let dispatcher;
+  try {
+    dispatcher = await startDispatcher({
+      config: result.config,
+      logger,
+      ...(serviceInternalUrl === undefined ? {} : { serviceInternalUrl }),
+      ...(io.runnerBinaryPath === undefined ? {} : { runnerBinaryPath: io.runnerBinaryPath }),
+      ...(await configFingerprint(path)),
+      ...(io.stopSignal === undefined ? {} : { signal: io.stopSignal }),
+    });
+  } catch (err) {
+    if (io.stopSignal?.aborted === true) {
+      // Asked to stop while waiting for the dispatch lock: a clean stop.
+      logger.info({}, "stopped before the dispatch lock was ours");
+      await new Promise<void>((resolve) => stream.end(resolve));
+      return 0;
+    }
+    // Start-up errors are for the operator: one line, no stack.
+    logger.error(
+      { error: describeError(err) },
+      err instanceof DispatcherStartError ? describeError(err) : "error starting dispatcher",
+    );
+    await new Promise<void>((resolve) => stream.end(resolve));
+    return 1;
+  }
+  // startDispatcher resolves once the management API listens: only now is the service up.
+  const notified = await notifyReady(io.env);
+  if (!notified.sent && notified.reason === "failed") {
+    logger.error({ error: notified.error }, "error notifying init daemon");
+  }
+  await waitForAbort(io.stopSignal);
+  const reason: unknown = io.stopSignal?.reason;
+  logger.info({ reason: describeError(reason) }, "shutting down");
+  await dispatcher.stop();
+  return 0;
+}
+
 /** `run`: the daemon. Exit 0 after a clean stop (SIGTERM/SIGINT), 1 if it cannot start. */
 export function registerRunCommand(program: Command, ctx: CommandContext): void {
   program
@@ -45,67 +142,7 @@ export function registerRunCommand(program: Command, ctx: CommandContext): void 
       "config file; - reads standard input (default: $ARVADOS_CONFIG, else /etc/arvados/config.yml)",
     )
     .action(async (opts: { config?: string }) => {
-      const { io } = ctx;
-      const path = opts.config ?? defaultConfigPath(io.env);
-      const result = await loadConfig({ path, readStdin: io.readStdin });
-      if (!result.ok) {
-        io.stderr(
-          [...result.errors, ...result.warnings].map((p) => `${p.text}\n`).join("") +
-            `error loading config ${JSON.stringify(path)}; not starting\n`,
-        );
-        ctx.setExitCode(1);
-        return;
-      }
-      const { cluster } = result.config;
-      const stream = new Writable({
-        write(chunk: Buffer | string, _enc, done) {
-          io.stderr(chunk.toString());
-          done();
-        },
-      });
-      const secrets = [
-        cluster.SystemRootToken,
-        cluster.ManagementToken,
-        ...(result.config.dispatchKey === null ? [] : [result.config.dispatchKey.text]),
-      ];
-      const logger = createLogger({
-        level: cluster.SystemLogs.LogLevel,
-        format: logFormat(cluster.SystemLogs.Format),
-        stream,
-        secrets,
-      });
-      for (const w of result.warnings) logger.warn({}, w.text);
-      for (const name of IGNORED_ENV) {
-        if (io.env[name] !== undefined) {
-          logger.warn(
-            {},
-            `ignoring environment variable ${name} (the dispatcher uses the config file)`,
-          );
-        }
-      }
-      const serviceInternalUrl = io.env["ARVADOS_SERVICE_INTERNAL_URL"];
-      let dispatcher;
-      try {
-        dispatcher = await startDispatcher({
-          config: result.config,
-          logger,
-          ...(serviceInternalUrl === undefined ? {} : { serviceInternalUrl }),
-          ...(await configFingerprint(path)),
-        });
-      } catch (err) {
-        // Start-up errors are for the operator: one line, no stack.
-        logger.error(
-          { error: describeError(err) },
-          err instanceof DispatcherStartError ? describeError(err) : "error starting dispatcher",
-        );
-        ctx.setExitCode(1);
-        await new Promise<void>((resolve) => stream.end(resolve));
-        return;
-      }
-      await waitForAbort(io.stopSignal);
-      const reason: unknown = io.stopSignal?.reason;
-      logger.info({ reason: describeError(reason) }, "shutting down");
-      await dispatcher.stop();
-      ctx.setExitCode(0);
+      const configPath = opts.config ?? defaultConfigPath(ctx.io.env);
+      ctx.setExitCode(await runDaemon(ctx.io, { configPath }));
     });
 }

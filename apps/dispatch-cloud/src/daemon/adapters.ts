@@ -3,7 +3,9 @@ import type { ContainerQueue, PolledContainer } from "@dispatch-cloud/container-
 import type {
   ContainersView,
   HealthCheck,
+  ManagementPorts,
   MetricsSource,
+  PoolAdmin,
   QueueEntryView,
 } from "@dispatch-cloud/http-api";
 import type { Registry } from "prom-client";
@@ -13,6 +15,7 @@ import type {
   WorkerPool as SchedulerPoolPort,
 } from "@dispatch-cloud/scheduler";
 import type { WorkerPool } from "@dispatch-cloud/worker-pool";
+import type { Session } from "./session.js";
 
 /**
  * The scheduler's WorkerPool port over the real pool: the pool answers a create with a result
@@ -93,4 +96,48 @@ export function schedulerQueuePort(queue: ContainerQueue): SchedulerQueuePort<Po
  */
 export function metricsSource(registry: Registry): MetricsSource {
   return registry as unknown as MetricsSource;
+}
+
+/**
+ * The management API's ports over whichever session is dispatching. While the dispatch lock is
+ * not ours nothing is managed here: no queue (`items: null`), no instances, every action a 404,
+ * and the health check says why.
+ */
+export function sessionPorts(
+  current: () => Session | null,
+  pausedBecause: () => string,
+): ManagementPorts {
+  const checks = new WeakMap<Session, HealthCheck>();
+  const miss = { ok: false as const, error: "not dispatching" };
+  const pool: PoolAdmin = {
+    instances: () => current()?.pool.instances() ?? [],
+    killContainer: (uuid, reason) => current()?.pool.killContainer(uuid, reason) ?? false,
+    setIdleBehavior: (id, b) => current()?.pool.setIdleBehavior(id, b) ?? miss,
+    killInstance: (id, reason) => current()?.pool.killInstance(id, reason) ?? miss,
+  };
+  return {
+    scheduler: {
+      containers() {
+        const s = current();
+        if (s === null) return null;
+        return containersView(
+          s.scheduler,
+          () => s.queue.entries().threshold.getTime() > 0,
+        ).containers();
+      },
+    },
+    pool,
+    health: {
+      check() {
+        const s = current();
+        if (s === null) return { healthy: false, error: `not dispatching: ${pausedBecause()}` };
+        let h = checks.get(s);
+        if (h === undefined) {
+          h = poolHealth(s.pool, s.health);
+          checks.set(s, h);
+        }
+        return h.check();
+      },
+    },
+  };
 }

@@ -1,47 +1,46 @@
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import type { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import {
   instanceSetId as brandInstanceSetId,
   systemClock,
   type Clock,
   type InstanceSetId,
-  type InstanceType,
   type Logger,
 } from "@dispatch-cloud/arvados-types";
+import { createDriverRegistry, type DriverRegistry } from "@dispatch-cloud/cloud-driver-api";
+import { RETRY_MS } from "@dispatch-cloud/cluster-lock";
+import type { LoadedConfig } from "@dispatch-cloud/config";
+import type { ContainerQueue } from "@dispatch-cloud/container-queue";
 import {
-  UnsupportedDriverError,
-  createDriverRegistry,
-  decorateInstanceSet,
-  errorMessage,
-  type DriverRegistry,
-  type InstanceSet,
-} from "@dispatch-cloud/cloud-driver-api";
-import { encodeCluster, type ClusterConfig, type LoadedConfig } from "@dispatch-cloud/config";
-import { ContainerQueue } from "@dispatch-cloud/container-queue";
-import { createAzureDriver } from "@dispatch-cloud/driver-azure";
-import { createEc2Driver } from "@dispatch-cloud/driver-ec2";
+  AZURE_PARAMETER_KEYS,
+  createAzureDriver,
+  readParameters as readAzureParameters,
+} from "@dispatch-cloud/driver-azure";
+import { ec2Driver } from "@dispatch-cloud/driver-ec2";
+import { loopbackDriver } from "@dispatch-cloud/driver-loopback";
+import { stubDriverDefinition } from "@dispatch-cloud/driver-stub";
+import type { Scheduler } from "@dispatch-cloud/scheduler";
+import type { WorkerPool } from "@dispatch-cloud/worker-pool";
+import { Registry } from "prom-client";
+import { sessionPorts } from "./adapters.js";
+import { checkDispatcherConfig } from "./config-check.js";
+import { dispatchLock, type DispatchLockOptions } from "./dispatch-lock.js";
+import { LockFollower } from "./lock-follower.js";
+import { startSession } from "./session.js";
 import {
-  localhostInstanceType,
-  loopbackDriver,
-  validateLoopbackInstanceTypes,
-} from "@dispatch-cloud/driver-loopback";
-import { stubDriver } from "@dispatch-cloud/driver-stub";
-import { createManagementApp, listen, type ListeningServer } from "@dispatch-cloud/http-api";
-import { Scheduler } from "@dispatch-cloud/scheduler";
-import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
-import { WorkerPool, type WorkerPoolConfig } from "@dispatch-cloud/worker-pool";
-import { Gauge, Registry } from "prom-client";
-import {
-  containersView,
-  metricsSource,
-  poolHealth,
-  schedulerPoolPort,
-  schedulerQueuePort,
-} from "./adapters.js";
-import { bindAddress, chooseListenUrl } from "./listen-url.js";
-import { acquireInstanceLock, type InstanceLock } from "./lock.js";
+  controllerClient,
+  decoratedInstanceSet,
+  instanceTypes,
+  listenChoice,
+  lookupDriver,
+  registerFrameworkMetrics,
+  requireDispatchKey,
+  serveManagementApi,
+} from "./steps.js";
+import { Teardown, runLogged } from "./teardown.js";
+
+export { DispatcherStartError } from "./steps.js";
 
 /** Our version, reported as `arvados_version_running{version}` and in the `listening` line. */
 export const VERSION = "0.1.0";
@@ -57,13 +56,18 @@ export function bundledRunnerPath(): string {
   return fileURLToPath(new URL("../../../crunch-run/dist/crunch-run.cjs", import.meta.url));
 }
 
-/** Every driver `Containers.CloudVMs.Driver` may name. */
+/** Every driver `Containers.CloudVMs.Driver` may name, with the parameters each reads. */
 export function defaultDrivers(): DriverRegistry {
   return createDriverRegistry({
-    ec2: createEc2Driver,
-    azure: createAzureDriver(),
-    loopback: loopbackDriver,
-    stub: stubDriver,
+    ec2: ec2Driver,
+    azure: {
+      create: createAzureDriver(),
+      parameterKeys: AZURE_PARAMETER_KEYS,
+      parseParameters: (p) => readAzureParameters(p, { credentialInjected: false }),
+    },
+    // Arvados's loopback driver reads no DriverParameters either.
+    loopback: { create: loopbackDriver, parameterKeys: [], parseParameters: () => undefined },
+    stub: stubDriverDefinition,
   });
 }
 
@@ -118,6 +122,10 @@ export interface DispatcherOptions {
   readonly configSha256?: string;
   /** When the config file was last modified, ms since the epoch. */
   readonly configSourceTime?: number;
+  /** Aborting it gives up waiting for the dispatch lock (start-up then rejects). */
+  readonly signal?: AbortSignal;
+  /** Time and retry period for the dispatch lock (default real time, Arvados's 5 s). */
+  readonly lock?: DispatchLockOptions;
 }
 
 export interface Dispatcher {
@@ -126,9 +134,14 @@ export interface Dispatcher {
   /** Where the management API is actually bound (`http://host:port/`). */
   readonly listenUrl: string;
   readonly instanceSetId: InstanceSetId;
+  /** The running session's pool, queue and scheduler (the last one's while the lock is lost). */
   readonly pool: WorkerPool;
   readonly queue: ContainerQueue;
   readonly scheduler: Scheduler;
+  /** False while the dispatch lock is lost: nothing is scheduled, created or started. */
+  readonly dispatching: boolean;
+  /** Called whenever dispatching stops or resumes; returns the unsubscribe. */
+  onDispatchingChange(listener: () => void): () => void;
   readonly client: ArvadosClient;
   readonly registry: Registry;
   /**
@@ -138,316 +151,127 @@ export interface Dispatcher {
   stop(): Promise<void>;
 }
 
-/** A start-up failure: the message is for the operator, printed as is (no stack). */
-export class DispatcherStartError extends Error {
-  override readonly name = "DispatcherStartError";
-}
-
-function fail(message: string): never {
-  throw new DispatcherStartError(message);
-}
-
-function instanceTypes(cluster: ClusterConfig): InstanceType[] {
-  const vms = cluster.Containers.CloudVMs;
-  const types: InstanceType[] = Object.values(cluster.InstanceTypes);
-  if (vms.Driver === "loopback") {
-    const problems = validateLoopbackInstanceTypes(Object.keys(cluster.InstanceTypes));
-    if (problems.length > 0) fail(problems.join("; "));
-    if (types.length === 0) return [localhostInstanceType()];
-  }
-  return types;
-}
-
-function poolConfig(
-  loaded: LoadedConfig,
-  id: InstanceSetId,
-  types: readonly InstanceType[],
-  runnerBinary: string,
-  apiHost: string,
-): WorkerPoolConfig {
-  const { cluster } = loaded;
-  const c = cluster.Containers;
-  const vms = c.CloudVMs;
-  return {
-    instanceSetId: id,
-    clusterId: loaded.clusterId,
-    instanceTypes: Object.fromEntries(types.map((t) => [t.Name, t])),
-    imageId: vms.ImageID,
-    tagKeyPrefix: vms.TagKeyPrefix,
-    bootProbeCommand: vms.BootProbeCommand,
-    instanceInitCommand: vms.InstanceInitCommand,
-    deployRunnerBinary: runnerBinary,
-    deployRunnerDirectory: vms.DeployRunnerDirectory,
-    crunchRunCommand: c.CrunchRunCommand,
-    runtimeEngine: c.RuntimeEngine,
-    crunchRunArgumentsList: c.CrunchRunArgumentsList,
-    publicKey: vms.DeployPublicKey ? (loaded.dispatchKey?.authorizedKey ?? null) : null,
-    maxProbesPerSecond: vms.MaxProbesPerSecond,
-    maxConcurrentInstanceCreateOps: vms.MaxConcurrentInstanceCreateOps,
-    maxInstances: vms.MaxInstances,
-    probeIntervalMs: vms.ProbeInterval,
-    syncIntervalMs: vms.SyncInterval,
-    timeoutIdleMs: vms.TimeoutIdle,
-    timeoutBootingMs: vms.TimeoutBooting,
-    timeoutProbeMs: vms.TimeoutProbe,
-    timeoutShutdownMs: vms.TimeoutShutdown,
-    timeoutTermMs: vms.TimeoutTERM,
-    timeoutSignalMs: vms.TimeoutSignal,
-    timeoutStaleRunLockMs: vms.TimeoutStaleRunLock,
-    apiHost,
-    apiInsecure: cluster.TLS.Insecure,
-    systemRootToken: cluster.SystemRootToken,
-    localKeepBlobBuffersPerVcpu: c.LocalKeepBlobBuffersPerVCPU,
-    driver: vms.Driver,
-    clusterConfigJson: encodeCluster(cluster),
-  };
-}
-
 /**
- * Starts a dispatcher from a loaded config: the start-up sequence of dispatcher spec §1.2.
- * Resolves once the management API listens and the scheduler runs; rejects with a
- * DispatcherStartError (message for the operator) when it cannot start, having undone
- * whatever it had started.
+ * Starts a dispatcher from a loaded config: the start-up sequence of dispatcher spec §1.2, one
+ * named step at a time. Waits for the dispatch lock first (logging who holds it), and resolves
+ * only once the management API listens and the scheduler runs;
+ * rejects with a DispatcherStartError (message for the operator) when it cannot start, having
+ * undone whatever it had started.
  */
 export async function startDispatcher(options: DispatcherOptions): Promise<Dispatcher> {
   const { config: loaded, logger } = options;
   const { cluster } = loaded;
   const vms = cluster.Containers.CloudVMs;
   const clock = options.clock ?? systemClock;
-  const cleanups: (() => Promise<void>)[] = [];
-  const undo = async (): Promise<void> => {
-    for (const f of cleanups.splice(0).toReversed()) {
-      try {
-        await f();
-      } catch (err) {
-        logger.warn({ error: errorMessage(err) }, "error while stopping");
-      }
-    }
-  };
-
+  const started = new Teardown(logger);
   try {
-    // §1.2 step 1: the listen URL.
-    const service = cluster.Services["DispatchCloud"];
-    const chosen = await chooseListenUrl(service?.InternalURLs ?? {}, options.serviceInternalUrl);
-    if (!chosen.ok) fail(chosen.error);
-    const { url, listen: listenAt } = chosen.choice;
-    if (listenAt.protocol !== "http:") {
-      fail(
-        `cannot serve ${listenAt.href}: TLS is not supported by this dispatcher; use an http:// InternalURL (or ListenURL) behind a TLS proxy`,
-      );
-    }
+    const { url, listen: listenAt } = await listenChoice(cluster, options.serviceInternalUrl);
 
-    // Step 2: the registry and the framework's gauges.
     const registry = options.registry ?? new Registry();
-    new Gauge({
-      name: "arvados_version_running",
-      help: "Indicated version is running.",
-      labelNames: ["version"],
-      registers: [registry],
-    }).set({ version: VERSION }, 1);
-    if (options.configSha256 !== undefined) {
-      new Gauge({
-        name: "arvados_config_load_timestamp_seconds",
-        help: "Time when config file was loaded.",
-        labelNames: ["sha256"],
-        registers: [registry],
-      }).set({ sha256: options.configSha256 }, Date.now() / 1000);
-      if (options.configSourceTime !== undefined) {
-        new Gauge({
-          name: "arvados_config_source_timestamp_seconds",
-          help: "Timestamp of config file when it was loaded.",
-          labelNames: ["sha256"],
-          registers: [registry],
-        }).set({ sha256: options.configSha256 }, options.configSourceTime / 1000);
-      }
-    }
-
-    // Step 3: the API client. Arvados sets no request timeout at all (one hung request stalls
-    // polling); we keep the client's generous default (5 minutes) so a hung controller cannot
-    // stall the dispatcher forever.
-    const controller = cluster.Services["Controller"]?.ExternalURL ?? "";
-    let controllerUrl: URL;
-    try {
-      controllerUrl = new URL(controller);
-    } catch {
-      fail(
-        `Services.Controller.ExternalURL: cannot use ${JSON.stringify(controller)}: need the controller's URL`,
-      );
-    }
-    if (controllerUrl.host === "") fail("Services.Controller.ExternalURL: host is empty");
-    const client = new ArvadosClient({
-      apiHost: controllerUrl.href,
-      token: cluster.SystemRootToken,
-      insecure: cluster.TLS.Insecure,
-      maxConcurrentRequests: cluster.API.MaxConcurrentRequests,
-      logger: logger.child({ Component: "arvados-client" }),
+    registerFrameworkMetrics(registry, {
+      version: VERSION,
+      configSha256: options.configSha256,
+      configSourceTime: options.configSourceTime,
     });
-    cleanups.push(() => client.close());
 
-    // Step 4a: InstanceSetID.
+    const { client, controllerUrl } = controllerClient(cluster, logger);
+    started.add("API client", () => client.close());
+
     const id = deriveInstanceSetId(cluster.SystemRootToken);
-
-    // 4b: the private key (config already parsed it).
-    const key = loaded.dispatchKey;
-    if (key === null) {
-      fail(
-        "error parsing configured Containers.DispatchPrivateKey: no key configured (the dispatcher logs in to every VM with it)",
-      );
-    }
-
-    // 4c: the driver and its decorators (cloud-side §1.6).
+    const key = requireDispatchKey(loaded);
     const drivers = options.drivers ?? defaultDrivers();
-    let factory;
-    try {
-      factory = drivers.lookupDriver(vms.Driver);
-    } catch (err) {
-      if (err instanceof UnsupportedDriverError) fail(`error initializing driver: ${err.message}`);
-      throw err;
-    }
+    const factory = lookupDriver(drivers, vms.Driver);
+    // What config-check warns about (a DriverParameters key the driver never reads, an unused
+    // database keyword) is worth a line at start too; errors stop the steps below anyway.
+    for (const w of checkDispatcherConfig(loaded, drivers).warnings) logger.warn({}, w);
     const types = instanceTypes(cluster);
-    if (types.length === 0) fail("InstanceTypes: no instance types are configured");
-    const driverLogger = logger.child({ Driver: vms.Driver });
-    let set: InstanceSet;
-    try {
-      set = await factory({
-        parameters: vms.DriverParameters,
-        instanceSetId: id,
-        sharedResourceTags: vms.ResourceTags,
-        logger: driverLogger,
-        registry,
-      });
-    } catch (err) {
-      fail(`error initializing driver: ${errorMessage(err)}`);
-    }
-    const instanceSet = decorateInstanceSet(set, {
+    const instanceSet = await decoratedInstanceSet({
+      cluster,
+      id,
+      factory,
       registry,
-      maxCloudOpsPerSecond: vms.MaxCloudOpsPerSecond,
-      resourceTags: vms.ResourceTags,
-      logger: driverLogger,
+      logger,
       clock,
     });
-    cleanups.push(() => instanceSet.stop());
+    started.add("instance set", () => instanceSet.stop());
 
-    // 4d: one dispatcher per InstanceSetID on this host (Arvados: PostgreSQL advisory lock).
-    const locked = await acquireInstanceLock(id);
-    if (!locked.ok) fail(locked.error);
-    const lock: InstanceLock = locked.lock;
-    cleanups.push(() => lock.release());
-
-    // 4e: the worker pool.
-    const bundled = options.runnerBinaryPath ?? bundledRunnerPath();
-    const runnerBinary = resolveRunnerBinary(vms.DeployRunnerBinary, bundled);
-    const pool = new WorkerPool({
-      instanceSet,
-      executorFactory: createSshExecutorFactory({
-        privateKey: key.text,
-        port: vms.SSHPort,
-        logger: logger.child({ Component: "ssh" }),
-      }),
-      clock,
+    // 4d: the dispatch lock. Nothing below runs, and nothing listens, until it is ours.
+    const lock = dispatchLock(loaded, id, logger, options.lock);
+    started.add("lock", () => lock.release());
+    const bundledRunner = options.runnerBinaryPath ?? bundledRunnerPath();
+    const runnerBinary = resolveRunnerBinary(vms.DeployRunnerBinary, bundledRunner);
+    const follower = new LockFollower({
+      lock,
       logger,
-      registry,
-      config: poolConfig(loaded, id, types, runnerBinary, runnerApiHost(controllerUrl)),
+      clock: options.lock?.clock ?? systemClock,
+      retryMs: options.lock?.retryMs ?? RETRY_MS,
+      startSession: () =>
+        startSession({
+          loaded,
+          key,
+          id,
+          types,
+          instanceSet,
+          client,
+          runnerBinary,
+          bundledRunner,
+          apiHost: runnerApiHost(controllerUrl),
+          registry,
+          logger,
+          clock,
+        }),
     });
-    cleanups.push(() => pool.stop());
+    // 4e–g and 5: pool, queue and scheduler.
+    const first = await follower.begin(options.signal);
+    started.add("dispatching", () => follower.stop());
 
-    // Step 5 (before the pool starts creating): the runner must load.
-    if (runnerBinary !== "" && runnerBinary === bundled && !existsSync(bundled)) {
-      fail(
-        `error loading runner binary: ${bundled} does not exist (build apps/crunch-run, or set Containers.CloudVMs.DeployRunnerBinary)`,
-      );
-    }
-    const health = await pool.checkHealth();
-    if (!health.ok) fail(health.error);
-    pool.start();
-
-    // 4f–g: queue and scheduler.
-    const queue = new ContainerQueue({
-      client,
+    const { server, listenUrl } = await serveManagementApi({
+      cluster,
+      listenAt,
+      ports: sessionPorts(
+        () => follower.current(),
+        () => follower.pausedBecause,
+      ),
+      registry,
       logger,
-      registry,
-      selection: {
-        instanceTypes: types,
-        reserveExtraRAM: cluster.Containers.ReserveExtraRAM,
-        localKeepBlobBuffersPerVCPU: cluster.Containers.LocalKeepBlobBuffersPerVCPU,
-        maximumPriceFactor: cluster.Containers.MaximumPriceFactor,
-      },
     });
-    const scheduler = new Scheduler({
-      queue: schedulerQueuePort(queue),
-      pool: schedulerPoolPort(pool),
-      logger,
-      instanceTypes: types,
-      registry,
-      pollIntervalMs: vms.PollInterval,
-      staleLockTimeoutMs: cluster.Containers.StaleLockTimeout,
-      maxInstances: vms.MaxInstances,
-      initialQuotaEstimate: vms.InitialQuotaEstimate,
-      supervisorFraction: vms.SupervisorFraction,
-      maxRunningContainersPerInstance: vms.MaxRunningContainersPerInstance,
-      last503: () => {
-        const t = client.lastServerError503();
-        return t === null ? null : new Date(t);
-      },
-    });
-
-    // 4h + step 6: the management API.
-    const app = createManagementApp({
-      managementToken: cluster.ManagementToken,
-      ports: {
-        scheduler: containersView(scheduler, () => queue.entries().threshold.getTime() > 0),
-        pool,
-        health: poolHealth(pool, health),
-      },
-      registry: metricsSource(registry),
-      logger: logger.child({ Component: "management-api" }),
-    });
-    const { host, port } = bindAddress(listenAt);
-    let server: ListeningServer;
-    try {
-      server = await listen(app, host, port);
-    } catch (err) {
-      fail(`cannot listen on ${listenAt.host}: ${errorMessage(err)}`);
-    }
-    cleanups.push(() => server.close());
-    const bound = server.address;
-    const listenUrl = `http://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}/`;
+    started.add("management API", () => server.close());
     logger.info(
       { URL: url.href, Listen: listenUrl, Service: "arvados-dispatch-cloud", Version: VERSION },
       "listening",
     );
 
     // Step 7: run.
-    scheduler.start();
+    first.scheduler.start();
 
-    // From here on, stop() owns the teardown.
-    cleanups.length = 0;
-    const step = async (what: string, f: () => Promise<void>): Promise<void> => {
-      try {
-        await f();
-      } catch (err) {
-        logger.warn({ error: errorMessage(err) }, `error stopping ${what}`);
-      }
-    };
     let stopping: Promise<void> | undefined;
     const stop = async (): Promise<void> => {
       logger.info({}, "stopping");
       // Arvados's order: scheduler, pool, instance set, HTTP server, lock.
-      await step("scheduler", () => scheduler.stop());
-      await step("worker pool", () => pool.stop());
-      await step("instance set", () => instanceSet.stop());
-      await step("management API", () => server.close());
-      await step("lock", () => lock.release());
-      await step("API client", () => client.close());
+      await runLogged(logger, "dispatching", () => follower.stop());
+      await runLogged(logger, "instance set", () => instanceSet.stop());
+      await runLogged(logger, "management API", () => server.close());
+      await runLogged(logger, "lock", () => lock.release());
+      await runLogged(logger, "API client", () => client.close());
       logger.info({}, "stopped");
     };
     return {
       url: url.href,
       listenUrl,
       instanceSetId: id,
-      pool,
-      queue,
-      scheduler,
+      get pool() {
+        return follower.latest().pool;
+      },
+      get queue() {
+        return follower.latest().queue;
+      },
+      get scheduler() {
+        return follower.latest().scheduler;
+      },
+      get dispatching() {
+        return follower.dispatching;
+      },
+      onDispatchingChange: (listener) => follower.onChange(listener),
       client,
       registry,
       stop() {
@@ -456,7 +280,7 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
       },
     };
   } catch (err) {
-    await undo();
+    await started.undoAll();
     throw err;
   }
 }

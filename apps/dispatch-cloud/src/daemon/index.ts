@@ -13,3 +13,5 @@ export {
 } from "./dispatcher.js";
 export { NOT_ENABLED, chooseListenUrl, type ListenChoice } from "./listen-url.js";
 export { acquireInstanceLock, lockName } from "./lock.js";
+export { databasePasswords } from "./dispatch-lock.js";
+export { checkDispatcherConfig, type DispatcherCheck } from "./config-check.js";

@@ -1,5 +1,6 @@
 // The admin CLI (instance list/hold/drain/run/kill) against the daemon, bad management requests,
 // and the daemon's start-up refusals: all with the built CLI as child processes.
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   MANAGEMENT_TOKEN,
@@ -27,7 +28,7 @@ describe("admin CLI and management API", () => {
   beforeAll(async () => {
     ({ peer, cfg, daemon } = await startStack({
       // Long enough for the CLI (a node process each) to see it running, on a busy machine too.
-      driverParameters: { ContainerRunTime: "15s" },
+      driverParameters: { ContainerRunTime: "15s", NoSuchKnob: 1 },
       env: { ARVADOS_API_TOKEN: "ignored-by-the-daemon" },
     }));
   });
@@ -38,6 +39,12 @@ describe("admin CLI and management API", () => {
       daemon.logs().some((l) => l.level === "warning" && l.msg.includes("ARVADOS_API_TOKEN")),
     ).toBe(true);
     expect(daemon.stderr()).not.toContain("ignored-by-the-daemon");
+  });
+
+  it("warns at start about a DriverParameters key the driver never reads", () => {
+    expect(daemon.logs().map((l) => l.msg)).toContain(
+      "deprecated or unknown config entry: Clusters.zzzzz.Containers.CloudVMs.DriverParameters.NoSuchKnob (the stub driver does not read it)",
+    );
   });
 
   it("lists, holds, drains, runs and kills instances", async () => {
@@ -215,7 +222,7 @@ describe("daemon start-up", () => {
     await peer?.stop();
   });
 
-  it("refuses a second dispatcher for the same InstanceSetID, and stops cleanly on SIGTERM", async () => {
+  it("refuses a second dispatcher for the same InstanceSetID, and stops cleanly on SIGTERM even with a half-sent request open", async () => {
     const a = await configFor(peer);
     const b = await configFor(peer);
     const first = startDaemon(a.path);
@@ -227,6 +234,17 @@ describe("daemon start-up", () => {
         `another dispatcher (process ${first.child.pid}) already runs for InstanceSetID`,
       );
       expect(second.stderr).not.toMatch(/\n\s+at /);
+      // A client that never finishes its request headers must not hold up the stop.
+      const url = new URL(a.url);
+      const half = net.connect(Number(url.port), url.hostname);
+      half.on("error", () => undefined);
+      await new Promise<void>((r) => half.once("connect", () => r()));
+      half.write("GET /_health/ping HTTP/1.1\r\nHost: x\r\n");
+      const t0 = Date.now();
+      expect(await first.stop()).toBe(0);
+      // Without closing such connections the stop waits for Node's 60 s headers timeout.
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      half.destroy();
     } finally {
       expect(await first.stop()).toBe(0);
       a.cleanup();

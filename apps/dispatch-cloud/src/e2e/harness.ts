@@ -7,11 +7,21 @@ import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
-import { generateEd25519KeyPair } from "@dispatch-cloud/cloud-driver-api";
+import type { Logger } from "@dispatch-cloud/arvados-types";
+import {
+  createDriverRegistry,
+  generateEd25519KeyPair,
+  type DriverRegistry,
+  type InstanceSet,
+} from "@dispatch-cloud/cloud-driver-api";
+import { loadConfig, type LoadedConfig } from "@dispatch-cloud/config";
+import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { startRecordingProxy, type RecordedUpdate } from "@dispatch-cloud/container-api/testing";
+import { createLogger } from "../logger.js";
 
 export const APP_DIR = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = path.join(APP_DIR, "dist/cli.js");
@@ -328,4 +338,53 @@ export async function submit(
   const uuid = (cr as { container_uuid?: string | null }).container_uuid;
   if (typeof uuid !== "string") throw new Error("container request got no container");
   return uuid;
+}
+
+/**
+ * One stub cloud for several in-process dispatchers in turn: its fake VMs live in this process,
+ * and a dispatcher's stop must not stop the cloud itself (the next one adopts its VMs).
+ */
+export function sharedStubCloud(): {
+  readonly drivers: DriverRegistry;
+  /** The cloud's instance set once a dispatcher has made it. */
+  set(): InstanceSet | undefined;
+  stop(): Promise<void>;
+} {
+  let cloud: StubCloud | undefined;
+  let shared: InstanceSet | undefined;
+  const drivers = createDriverRegistry({
+    stub: async (ctx) => {
+      if (shared === undefined) {
+        const real = await createStubDriver({ onCloud: (c) => (cloud = c) })(ctx);
+        shared = {
+          create: (req, signal) => real.create(req, signal),
+          instances: (filter, signal) => real.instances(filter, signal),
+          instanceQuotaGroup: (type) => real.instanceQuotaGroup(type),
+          stop: () => Promise.resolve(),
+        };
+      }
+      return shared;
+    },
+  });
+  return { drivers, set: () => shared, stop: async () => cloud?.stop() };
+}
+
+/** Loads a test config and a JSON-lines logger that appends each line to `lines`. */
+export async function loadForTest(
+  configPath: string,
+  lines: string[],
+): Promise<{ config: LoadedConfig; logger: Logger }> {
+  const loaded = await loadConfig({ path: configPath });
+  if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.text).join("\n"));
+  const logger = createLogger({
+    level: "info",
+    format: "json",
+    stream: new Writable({
+      write(chunk: Buffer, _e, done) {
+        lines.push(...chunk.toString().split("\n").filter(Boolean));
+        done();
+      },
+    }),
+  });
+  return { config: loaded.config, logger };
 }

@@ -1,23 +1,24 @@
 // Restart: a dispatcher stops while containers run and a new one takes over the same cloud. The
 // stub cloud lives in the dispatcher's process (its fake VMs would die with a SIGKILLed child),
 // so this runs two dispatchers in-process, one after the other, over one shared stub cloud.
-import { Writable } from "node:stream";
-import { createDriverRegistry, type InstanceSet } from "@dispatch-cloud/cloud-driver-api";
-import { loadConfig } from "@dispatch-cloud/config";
 import { seedContainer } from "@dispatch-cloud/container-api/testing";
-import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDispatcher, type Dispatcher } from "../daemon/index.js";
-import { createLogger } from "../logger.js";
-import { startPeerWithConfig, stopStack, type ApiPeer, type TestConfig } from "./harness.js";
+import {
+  loadForTest,
+  sharedStubCloud,
+  startPeerWithConfig,
+  stopStack,
+  type ApiPeer,
+  type TestConfig,
+} from "./harness.js";
 
 const N = 12;
 
 describe("restart", () => {
   let peer: ApiPeer;
   let cfg: TestConfig;
-  let cloud: StubCloud | undefined;
-  let shared: InstanceSet | undefined;
+  const cloud = sharedStubCloud();
   const lines: string[] = [];
 
   beforeAll(async () => {
@@ -27,40 +28,13 @@ describe("restart", () => {
     }));
   });
   afterAll(async () => {
-    await cloud?.stop();
+    await cloud.stop();
     await stopStack({ peer, cfg });
   });
 
-  // Both dispatchers get the same cloud; a dispatcher's stop must not stop the cloud itself.
-  const drivers = createDriverRegistry({
-    stub: async (ctx) => {
-      if (shared === undefined) {
-        const real = await createStubDriver({ onCloud: (c) => (cloud = c) })(ctx);
-        shared = {
-          create: (req, signal) => real.create(req, signal),
-          instances: (filter, signal) => real.instances(filter, signal),
-          instanceQuotaGroup: (type) => real.instanceQuotaGroup(type),
-          stop: () => Promise.resolve(),
-        };
-      }
-      return shared;
-    },
-  });
-
   async function start(): Promise<Dispatcher> {
-    const loaded = await loadConfig({ path: cfg.path });
-    if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.text).join("\n"));
-    const logger = createLogger({
-      level: "info",
-      format: "json",
-      stream: new Writable({
-        write(chunk: Buffer, _e, done) {
-          lines.push(...chunk.toString().split("\n").filter(Boolean));
-          done();
-        },
-      }),
-    });
-    return startDispatcher({ config: loaded.config, logger, drivers });
+    const { config, logger } = await loadForTest(cfg.path, lines);
+    return startDispatcher({ config, logger, drivers: cloud.drivers });
   }
 
   it("adopts running VMs and containers: all complete, none started twice, no VM leaked", async () => {
@@ -119,7 +93,7 @@ describe("restart", () => {
       const starts = lines.filter((l) => l.includes('"msg":"crunch-run process started"'));
       expect(starts).toHaveLength(N);
       // And every VM goes once idle.
-      await vi.waitFor(async () => expect(await shared?.instances({})).toEqual([]), {
+      await vi.waitFor(async () => expect(await cloud.set()?.instances({})).toEqual([]), {
         timeout: 20_000,
         interval: 100,
       });

@@ -2,7 +2,7 @@ import type { InstanceType } from "@dispatch-cloud/arvados-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CapacityError, QuotaError, RateLimitError } from "../errors.js";
 import { generateEd25519KeyPair } from "../ssh-keys.js";
-import { initCommandWithSecret, tagKeys } from "../tags.js";
+import { createTags, initCommandWithSecret, tagKeys } from "../tags.js";
 import type { Instance, InstanceSet, InstanceTags } from "../types.js";
 import { testInstanceType } from "./fake-set.js";
 
@@ -66,13 +66,7 @@ export function runConformanceSuite(
       return {
         instanceType: type,
         imageId: options.imageId ?? "conformance-image",
-        tags: {
-          [keys.instanceSetId]: setId,
-          [keys.instanceType]: type.Name,
-          [keys.idleBehavior]: "run",
-          [keys.instanceSecret]: secret,
-          ...extra,
-        },
+        tags: { ...createTags(keys, setId, type, secret), ...extra },
         initCommand: initCommandWithSecret(secret, "true"),
         publicKey: key.publicKey,
       };

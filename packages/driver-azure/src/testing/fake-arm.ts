@@ -1,24 +1,41 @@
 /**
- * A stateful fake of the Azure Resource Manager endpoints the driver uses, over plain http on
- * 127.0.0.1: network interfaces, virtual machines, managed disks and storage ListKeys.
+ * A stateful fake of the Azure Resource Manager endpoints the driver uses, on 127.0.0.1 over
+ * plain http, or https with a certificate the test provides: network interfaces, virtual
+ * machines, managed disks and storage ListKeys.
  *
  * It answers the way ARM does where the SDK cares: PUT/PATCH/DELETE are long-running operations
  * (201/200/202 with `Azure-AsyncOperation` and `Location` headers and `Retry-After: 0`, polled
  * until `Succeeded` or `Failed`), lists page through absolute `nextLink` URLs, missing resources
- * are 404 `ResourceNotFound`, and a NIC attached to a VM cannot be deleted (`NicInUse`).
- * Deliberate simplifications: a VM whose create fails asynchronously disappears (ARM would keep
- * it in `Failed` state), and a request body is stored as given.
+ * are 404 `ResourceNotFound`, and a NIC or disk in use by a VM cannot be deleted.
+ *
+ * VMs and what they leave behind, as ARM does it: a VM made from an image gets a managed OS disk
+ * named by `storageProfile.osDisk.name` in the VM's own resource group, `Attached` and
+ * `managedBy` the VM. Deleting the VM deletes that disk and the NIC only when their
+ * `deleteOption` is `Delete`; otherwise they stay, detached (disk `Unattached`, NIC without
+ * `virtualMachine`), and are billed until someone deletes them.
+ *
+ * Deliberate simplifications: a VM whose create fails asynchronously disappears with nothing
+ * left behind (ARM would keep it in `Failed` state), and a request body is stored as given.
  *
  * Knobs: `failNext` (one-shot errors, synchronous or at the end of the operation, optionally
  * with `Retry-After`), `hold` (park matching requests until released, and count how many were
- * in flight at once), and direct seeding of NICs and disks with chosen tags and ages.
+ * in flight at once), and direct seeding of NICs, disks and VMs (as another dispatcher made them)
+ * with chosen tags and ages.
  */
 import { randomUUID } from "node:crypto";
-import { EventEmitter } from "node:events";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
+import {
+  RequestKnobs,
+  type ArmResourceKind,
+  type Hold,
+  type InjectedFailure,
+  type RequestMatch,
+} from "./arm-knobs.js";
+import { LongRunningOperations, OPERATIONS_PATH, sendError, sendJson } from "./arm-lro.js";
 
-export type ArmResourceKind = "networkInterfaces" | "virtualMachines" | "disks";
+export type { ArmResourceKind, Hold, InjectedFailure, RequestMatch } from "./arm-knobs.js";
 
 export interface ArmResource {
   id: string;
@@ -26,30 +43,26 @@ export interface ArmResource {
   type: string;
   location: string;
   tags: Record<string, string>;
+  /** Disks: the VM the disk is attached to, absent when unattached. */
+  managedBy?: string;
   properties: Record<string, unknown>;
 }
 
-/** Which requests a knob applies to; absent fields match anything. */
-export interface RequestMatch {
-  readonly method?: "GET" | "PUT" | "PATCH" | "DELETE" | "POST";
-  readonly kind?: ArmResourceKind | "listKeys";
-  /** Matches when the resource name starts with this. */
-  readonly namePrefix?: string;
-  /** Matches only list requests for a page after the first (those following a nextLink). */
-  readonly laterPage?: boolean;
+/** One request as the fake received it. */
+export interface ReceivedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** The `Authorization` header, if any. */
+  readonly authorization: string | undefined;
 }
 
-export interface InjectedFailure {
-  readonly status: number;
-  readonly code: string;
-  readonly message: string;
-  /** Sent as the `Retry-After` header when given. */
-  readonly retryAfter?: string;
-  /**
-   * Accept the request (201) and fail the operation when it is polled, as ARM does for most
-   * provisioning errors. Only for PUT.
-   */
-  readonly async?: boolean;
+/** What a VM made by another dispatcher asks ARM to do with its NIC and OS disk on delete. */
+export interface SeedVm {
+  readonly tags?: Record<string, string>;
+  /** Absent, as Arvados sends it: ARM's default is `Detach`. */
+  readonly osDiskDeleteOption?: "Delete" | "Detach";
+  readonly nicDeleteOption?: "Delete" | "Detach";
 }
 
 export interface FakeArmOptions {
@@ -57,36 +70,10 @@ export interface FakeArmOptions {
   readonly pageSize?: number;
   /** Status polls answered `InProgress` before an operation finishes. Default 1. */
   readonly pollsBeforeDone?: number;
-}
-
-/** Parked requests matching one `hold`. */
-export interface Hold {
-  /** Requests parked right now. */
-  readonly waiting: number;
-  /** The most parked at once since the hold began. */
-  readonly maxWaiting: number;
-  /** Resolves once at least `n` requests are parked. */
-  untilWaiting(n: number): Promise<void>;
-  /** Let every parked request (and all later ones) through. */
-  release(): void;
-}
-
-interface Operation {
-  pollsLeft: number;
-  failure: InjectedFailure | undefined;
-  finish: () => void;
-  done: boolean;
-  /** For delete operations the final Location GET answers 204. */
-  resultStatus: number;
-  resultBody: () => unknown;
-}
-
-interface HoldState {
-  match: RequestMatch;
-  waiting: (() => void)[];
-  maxWaiting: number;
-  released: boolean;
-  events: EventEmitter;
+  /** Serve https with this key and certificate instead of plain http. */
+  readonly tls?: { readonly key: string; readonly cert: string };
+  /** The time ARM stamps on new disks (`timeCreated`), in ms. Default Date.now. */
+  readonly now?: () => number;
 }
 
 interface Parsed {
@@ -98,6 +85,21 @@ interface Parsed {
   opId?: string;
 }
 
+/** The parts of a stored VM body that decide what it holds on to. */
+interface VmProps {
+  networkProfile?: {
+    networkInterfaces?: { id?: string; properties?: { deleteOption?: string } }[];
+  };
+  storageProfile?: {
+    osDisk?: {
+      name?: string;
+      vhd?: unknown;
+      deleteOption?: string;
+      managedDisk?: { id?: string };
+    };
+  };
+}
+
 const TYPES: Readonly<Record<ArmResourceKind, [string, string]>> = {
   networkInterfaces: ["Microsoft.Network", "networkInterfaces"],
   virtualMachines: ["Microsoft.Compute", "virtualMachines"],
@@ -105,21 +107,20 @@ const TYPES: Readonly<Record<ArmResourceKind, [string, string]>> = {
 };
 
 export class FakeArm {
-  /** Every request, in order: `METHOD /path` (no query). */
-  readonly requests: string[] = [];
+  /** Every request, in order. */
+  readonly received: ReceivedRequest[] = [];
   /** Ids of resources whose last delete completed, in order. */
   readonly deleted: string[] = [];
   /** Called with each VM PUT body before it is stored (e.g. to write a VHD blob). */
   onVmCreate: ((name: string, body: Record<string, unknown>) => Promise<void> | void) | undefined;
 
   private readonly resources = new Map<string, ArmResource>();
-  private readonly operations = new Map<string, Operation>();
-  private readonly failures: { match: RequestMatch; failure: InjectedFailure }[] = [];
-  private readonly holds: HoldState[] = [];
+  private readonly knobs = new RequestKnobs();
+  private readonly operations: LongRunningOperations;
   private readonly storageKeys = new Map<string, string>();
   private nextAddress = 0;
   private readonly pageSize: number;
-  private readonly pollsBeforeDone: number;
+  private readonly now: () => number;
 
   private constructor(
     private readonly server: http.Server,
@@ -127,67 +128,51 @@ export class FakeArm {
     options: FakeArmOptions,
   ) {
     this.pageSize = options.pageSize ?? 2;
-    this.pollsBeforeDone = options.pollsBeforeDone ?? 1;
+    this.operations = new LongRunningOperations(endpoint, options.pollsBeforeDone ?? 1);
+    this.now = options.now ?? Date.now;
   }
 
   static async start(options: FakeArmOptions = {}): Promise<FakeArm> {
     let fake: FakeArm | undefined;
-    const server = http.createServer((req, res) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       fake!.handle(req, res).catch((err: unknown) => {
         res.writeHead(500, { "content-type": "application/json" });
         res.end(JSON.stringify({ error: { code: "FakeArmBug", message: String(err) } }));
       });
-    });
+    };
+    const server =
+      options.tls === undefined
+        ? http.createServer(handler)
+        : https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(0, "127.0.0.1", resolve);
     });
     const { port } = server.address() as AddressInfo;
-    fake = new FakeArm(server, `http://127.0.0.1:${port}`, options);
+    const scheme = options.tls === undefined ? "http" : "https";
+    fake = new FakeArm(server, `${scheme}://127.0.0.1:${port}`, options);
     return fake;
   }
 
+  /** Every request, in order: `METHOD /path` (no query). */
+  get requests(): string[] {
+    return this.received.map((r) => `${r.method} ${r.path}`);
+  }
+
   async close(): Promise<void> {
-    for (const h of this.holds) this.releaseHold(h);
+    this.knobs.releaseAll();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   /** Fail the next request matching `match` with `failure` (one-shot, in the order given). */
   failNext(match: RequestMatch, failure: InjectedFailure): void {
-    this.failures.push({ match, failure });
+    this.knobs.failNext(match, failure);
   }
 
   /** Park requests matching `match` until `release()`. */
   hold(match: RequestMatch): Hold {
-    const state: HoldState = {
-      match,
-      waiting: [],
-      maxWaiting: 0,
-      released: false,
-      events: new EventEmitter(),
-    };
-    this.holds.push(state);
-    return {
-      get waiting() {
-        return state.waiting.length;
-      },
-      get maxWaiting() {
-        return state.maxWaiting;
-      },
-      untilWaiting: (n) =>
-        new Promise<void>((resolve) => {
-          const check = (): void => {
-            if (state.waiting.length >= n) {
-              state.events.off("change", check);
-              resolve();
-            }
-          };
-          state.events.on("change", check);
-          check();
-        }),
-      release: () => this.releaseHold(state),
-    };
+    return this.knobs.hold(match);
   }
 
   /** Make ListKeys for `account` answer with `key`. */
@@ -232,22 +217,75 @@ export class FakeArm {
     });
   }
 
-  /** Store a managed disk directly. */
+  /**
+   * Store a managed disk directly. A disk `Attached` (or `Reserved`: attached to a deallocated
+   * VM) should name its VM in `managedBy`, as ARM's do.
+   */
   addDisk(
     subscription: string,
     resourceGroup: string,
     name: string,
-    props: { diskState: "Attached" | "Unattached" | "Reserved"; timeCreated: Date },
+    props: {
+      diskState: "Attached" | "Unattached" | "Reserved";
+      timeCreated: Date;
+      managedBy?: string;
+    },
   ): ArmResource {
     return this.put(subscription, resourceGroup, "disks", name, {
       location: "centralus",
       tags: {},
+      ...(props.managedBy === undefined ? {} : { managedBy: props.managedBy }),
       properties: {
         provisioningState: "Succeeded",
+        osType: "Linux",
         diskState: props.diskState,
         timeCreated: props.timeCreated.toISOString(),
       },
     });
+  }
+
+  /**
+   * Store a running VM from a managed image with its NIC `<name>-nic` and attached OS disk
+   * `<name>-os`, as another dispatcher would have made it (by default as Arvados does, without
+   * delete options, so deleting it leaves the NIC and disk behind).
+   */
+  addVm(subscription: string, resourceGroup: string, name: string, seed: SeedVm = {}): ArmResource {
+    const tags = { ...seed.tags };
+    const nic = this.addNic(subscription, resourceGroup, `${name}-nic`, tags);
+    const vm = this.put(subscription, resourceGroup, "virtualMachines", name, {
+      location: "centralus",
+      tags,
+      properties: {
+        provisioningState: "Succeeded",
+        vmId: randomUUID(),
+        hardwareProfile: { vmSize: "Standard_D2s_v3" },
+        storageProfile: {
+          osDisk: {
+            osType: "Linux",
+            name: `${name}-os`,
+            createOption: "FromImage",
+            ...(seed.osDiskDeleteOption === undefined
+              ? {}
+              : { deleteOption: seed.osDiskDeleteOption }),
+          },
+        },
+        networkProfile: {
+          networkInterfaces: [
+            {
+              id: nic.id,
+              properties: {
+                primary: true,
+                ...(seed.nicDeleteOption === undefined
+                  ? {}
+                  : { deleteOption: seed.nicDeleteOption }),
+              },
+            },
+          ],
+        },
+      },
+    });
+    this.attach(vm, subscription, resourceGroup);
+    return vm;
   }
 
   // ---- request handling ----
@@ -255,7 +293,12 @@ export class FakeArm {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", this.endpoint);
     const method = (req.method ?? "GET").toUpperCase() as NonNullable<RequestMatch["method"]>;
-    this.requests.push(`${method} ${url.pathname}`);
+    this.received.push({
+      method,
+      path: url.pathname,
+      query: url.searchParams,
+      authorization: req.headers.authorization,
+    });
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const text = Buffer.concat(chunks).toString("utf8");
@@ -263,9 +306,9 @@ export class FakeArm {
 
     const parsed = this.parse(url.pathname);
     if (parsed === undefined)
-      return this.error(res, 404, "NotFound", `no such path ${url.pathname}`);
+      return sendError(res, 404, "NotFound", `no such path ${url.pathname}`);
     if (parsed.kind === "operation" || parsed.kind === "operationResult") {
-      return this.pollOperation(res, parsed.opId!, parsed.kind === "operationResult");
+      return this.operations.poll(res, parsed.opId!, parsed.kind === "operationResult");
     }
 
     const match = {
@@ -274,35 +317,25 @@ export class FakeArm {
       name: parsed.name ?? "",
       laterPage: url.searchParams.has("$skiptoken"),
     };
-    for (const h of this.holds) {
-      if (!h.released && matches(h.match, match)) {
-        await new Promise<void>((resolve) => {
-          h.waiting.push(resolve);
-          h.maxWaiting = Math.max(h.maxWaiting, h.waiting.length);
-          h.events.emit("change");
-        });
-      }
-    }
-    const fi = this.failures.findIndex((f) => matches(f.match, match));
+    await this.knobs.park(match);
+    const failure = this.knobs.takeFailure(match);
     let asyncFailure: InjectedFailure | undefined;
-    if (fi >= 0) {
-      const { failure } = this.failures.splice(fi, 1)[0]!;
+    if (failure !== undefined) {
       if (failure.async === true && method === "PUT") asyncFailure = failure;
-      else
-        return this.error(res, failure.status, failure.code, failure.message, failure.retryAfter);
+      else return sendError(res, failure.status, failure.code, failure.message, failure.retryAfter);
     }
 
     if (parsed.kind === "listKeys") {
       const key = this.storageKeys.get((parsed.name ?? "").toLowerCase());
       if (method !== "POST" || key === undefined) {
-        return this.error(res, 404, "ResourceNotFound", `storage account ${parsed.name} not found`);
+        return sendError(res, 404, "ResourceNotFound", `storage account ${parsed.name} not found`);
       }
-      return this.json(res, 200, { keys: [{ keyName: "key1", value: key, permissions: "FULL" }] });
+      return sendJson(res, 200, { keys: [{ keyName: "key1", value: key, permissions: "FULL" }] });
     }
     const kind = parsed.kind;
     if (parsed.name === undefined) {
       if (method !== "GET")
-        return this.error(res, 405, "MethodNotAllowed", `${method} on a collection`);
+        return sendError(res, 405, "MethodNotAllowed", `${method} on a collection`);
       return this.listPage(res, parsed, kind, Number(url.searchParams.get("$skiptoken") ?? "0"));
     }
     const id = this.idOf(parsed.subscription, parsed.resourceGroup, kind, parsed.name, true);
@@ -310,7 +343,7 @@ export class FakeArm {
       case "GET": {
         const r = this.resources.get(id);
         if (r === undefined) return this.notFound(res, kind, parsed.name);
-        return this.json(res, 200, r);
+        return sendJson(res, 200, r);
       }
       case "PUT":
         return this.createOrUpdate(res, parsed, kind, body, asyncFailure);
@@ -318,22 +351,12 @@ export class FakeArm {
         const r = this.resources.get(id);
         if (r === undefined) return this.notFound(res, kind, parsed.name);
         if (body["tags"] !== undefined) r.tags = { ...(body["tags"] as Record<string, string>) };
-        return this.accept(
-          res,
-          200,
-          r,
-          this.operation(
-            undefined,
-            () => undefined,
-            200,
-            () => r,
-          ),
-        );
+        return this.operations.accept(res, 200, r, { resultStatus: 200, resultBody: () => r });
       }
       case "DELETE":
         return this.delete(res, id, kind);
       default:
-        return this.error(res, 405, "MethodNotAllowed", method);
+        return sendError(res, 405, "MethodNotAllowed", method);
     }
   }
 
@@ -356,7 +379,7 @@ export class FakeArm {
       const nicId = nics?.[0]?.id ?? "";
       const nic = this.resources.get(nicId.toLowerCase());
       if (nic === undefined) {
-        return this.error(
+        return sendError(
           res,
           400,
           "InvalidResourceReference",
@@ -388,33 +411,63 @@ export class FakeArm {
         return;
       }
       resource.properties["provisioningState"] = "Succeeded";
-      if (kind === "virtualMachines") this.attach(resource, p);
+      // An update of a VM keeps the disk it has.
+      if (kind === "virtualMachines" && existing === undefined) {
+        this.attach(resource, p.subscription, p.resourceGroup);
+      }
     };
-    this.accept(
-      res,
-      existing === undefined ? 201 : 200,
-      resource,
-      this.operation(asyncFailure, finish, 200, () => resource),
-    );
+    this.operations.accept(res, existing === undefined ? 201 : 200, resource, {
+      failure: asyncFailure,
+      finish,
+      resultStatus: 200,
+      resultBody: () => resource,
+    });
   }
 
-  /** A created VM: its NIC now points at it, and a managed image leaves an attached OS disk. */
-  private attach(vm: ArmResource, p: Parsed): void {
-    const props = vm.properties as {
-      networkProfile?: { networkInterfaces?: { id?: string }[] };
-      storageProfile?: { osDisk?: { name?: string; vhd?: unknown } };
-    };
-    const nic = this.resources.get(
-      (props.networkProfile?.networkInterfaces?.[0]?.id ?? "").toLowerCase(),
-    );
-    if (nic !== undefined) nic.properties["virtualMachine"] = { id: vm.id };
+  /**
+   * A created VM: its NICs now point at it, and an image-based VM gets its managed OS disk, in
+   * the VM's resource group, attached to it (an unmanaged VHD disk is a blob, not a resource).
+   */
+  private attach(vm: ArmResource, subscription: string, resourceGroup: string): void {
+    const props = vm.properties as VmProps;
+    for (const ref of props.networkProfile?.networkInterfaces ?? []) {
+      const nic = this.resources.get((ref.id ?? "").toLowerCase());
+      if (nic !== undefined) nic.properties["virtualMachine"] = { id: vm.id };
+    }
     const os = props.storageProfile?.osDisk;
     if (os?.name !== undefined && os.vhd === undefined) {
-      this.addDisk(p.subscription, p.resourceGroup, os.name, {
+      const disk = this.addDisk(subscription, resourceGroup, os.name, {
         diskState: "Attached",
-        timeCreated: new Date(),
+        timeCreated: new Date(this.now()),
+        managedBy: vm.id,
       });
+      os.managedDisk = { ...os.managedDisk, id: disk.id };
     }
+  }
+
+  /** A deleted VM lets go of its NICs and OS disk, deleting those marked `Delete`. */
+  private detach(vm: ArmResource): void {
+    const props = vm.properties as VmProps;
+    for (const ref of props.networkProfile?.networkInterfaces ?? []) {
+      const nic = this.resources.get((ref.id ?? "").toLowerCase());
+      if (nic === undefined) continue;
+      if (ref.properties?.deleteOption === "Delete") this.remove(nic);
+      else delete nic.properties["virtualMachine"];
+    }
+    const os = props.storageProfile?.osDisk;
+    const disk = this.resources.get((os?.managedDisk?.id ?? "").toLowerCase());
+    if (os === undefined || disk === undefined) return;
+    if (os.deleteOption === "Delete") {
+      this.remove(disk);
+    } else {
+      delete disk.managedBy;
+      disk.properties["diskState"] = "Unattached";
+    }
+  }
+
+  private remove(r: ArmResource): void {
+    this.resources.delete(r.id.toLowerCase());
+    this.deleted.push(r.id);
   }
 
   private delete(res: http.ServerResponse, id: string, kind: ArmResourceKind): void {
@@ -424,40 +477,31 @@ export class FakeArm {
       return;
     }
     if (kind === "networkInterfaces" && r.properties["virtualMachine"] !== undefined) {
-      return this.error(
+      return sendError(
         res,
         400,
         "NicInUse",
         `Network Interface ${id} is used by existing resource ${(r.properties["virtualMachine"] as { id: string }).id}.`,
       );
     }
+    if (kind === "disks" && r.managedBy !== undefined) {
+      return sendError(
+        res,
+        409,
+        "OperationNotAllowed",
+        `Disk ${r.name} is attached to VM ${r.managedBy}.`,
+      );
+    }
     r.properties["provisioningState"] = "Deleting";
     const finish = (): void => {
-      this.resources.delete(id);
-      this.deleted.push(r.id);
-      if (kind === "virtualMachines") {
-        const props = r.properties as {
-          networkProfile?: { networkInterfaces?: { id?: string }[] };
-          storageProfile?: { osDisk?: { name?: string } };
-        };
-        const nic = this.resources.get(
-          (props.networkProfile?.networkInterfaces?.[0]?.id ?? "").toLowerCase(),
-        );
-        if (nic !== undefined) delete nic.properties["virtualMachine"];
-        const diskId = id.replace(
-          /virtualmachines\/[^/]+$/,
-          `disks/${props.storageProfile?.osDisk?.name ?? ""}`.toLowerCase(),
-        );
-        const disk = this.resources.get(diskId);
-        if (disk !== undefined) disk.properties["diskState"] = "Unattached";
-      }
+      this.remove(r);
+      if (kind === "virtualMachines") this.detach(r);
     };
-    this.accept(
-      res,
-      202,
-      undefined,
-      this.operation(undefined, finish, 204, () => undefined),
-    );
+    this.operations.accept(res, 202, undefined, {
+      finish,
+      resultStatus: 204,
+      resultBody: () => undefined,
+    });
   }
 
   private listPage(res: http.ServerResponse, p: Parsed, kind: ArmResourceKind, skip: number): void {
@@ -466,7 +510,7 @@ export class FakeArm {
     );
     const value = all.slice(skip, skip + this.pageSize);
     const more = skip + this.pageSize < all.length;
-    this.json(res, 200, {
+    sendJson(res, 200, {
       value,
       ...(more
         ? {
@@ -476,81 +520,10 @@ export class FakeArm {
     });
   }
 
-  private operation(
-    failure: InjectedFailure | undefined,
-    finish: () => void,
-    resultStatus: number,
-    resultBody: () => unknown,
-  ): string {
-    const id = randomUUID();
-    this.operations.set(id, {
-      pollsLeft: this.pollsBeforeDone,
-      failure,
-      finish,
-      done: false,
-      resultStatus,
-      resultBody,
-    });
-    return id;
-  }
-
-  private accept(res: http.ServerResponse, status: number, body: unknown, opId: string): void {
-    const op = `${this.endpoint}/fakeOperations/${opId}?api-version=fake`;
-    res.writeHead(status, {
-      "content-type": "application/json",
-      "azure-asyncoperation": op,
-      location: `${this.endpoint}/fakeOperations/${opId}/result?api-version=fake`,
-      "retry-after": "0",
-    });
-    res.end(body === undefined ? "" : JSON.stringify(body));
-  }
-
-  private pollOperation(res: http.ServerResponse, opId: string, result: boolean): void {
-    const op = this.operations.get(opId);
-    if (op === undefined) return this.error(res, 404, "NotFound", `no operation ${opId}`);
-    if (!op.done) {
-      if (op.pollsLeft > 0) {
-        op.pollsLeft--;
-      } else {
-        op.done = true;
-        op.finish();
-      }
-    }
-    if (result) {
-      if (!op.done) {
-        res
-          .writeHead(202, {
-            "retry-after": "0",
-            location: `${this.endpoint}/fakeOperations/${opId}/result`,
-          })
-          .end();
-      } else if (op.failure !== undefined) {
-        this.error(res, op.failure.status, op.failure.code, op.failure.message);
-      } else if (op.resultStatus === 204) {
-        res.writeHead(204).end();
-      } else {
-        this.json(res, op.resultStatus, op.resultBody());
-      }
-      return;
-    }
-    const status = !op.done ? "InProgress" : op.failure === undefined ? "Succeeded" : "Failed";
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (!op.done) headers["retry-after"] = "0";
-    res.writeHead(200, headers);
-    res.end(
-      JSON.stringify({
-        status,
-        ...(op.done && op.failure !== undefined
-          ? { error: { code: op.failure.code, message: op.failure.message } }
-          : {}),
-      }),
-    );
-  }
-
   // ---- helpers ----
 
   private parse(path: string): Parsed | undefined {
-    const op = /^\/fakeOperations\/([^/]+)(\/result)?$/.exec(path);
+    const op = OPERATIONS_PATH.exec(path);
     if (op !== null) {
       return {
         kind: op[2] === undefined ? "operation" : "operationResult",
@@ -633,49 +606,13 @@ export class FakeArm {
     return `127.77.${Math.floor(n / 250)}.${(n % 250) + 1}`;
   }
 
-  private releaseHold(h: HoldState): void {
-    h.released = true;
-    for (const resume of h.waiting.splice(0)) resume();
-    h.events.emit("change");
-  }
-
   private notFound(res: http.ServerResponse, kind: ArmResourceKind, name: string): void {
     const [ns, type] = TYPES[kind];
-    this.error(
+    sendError(
       res,
       404,
       "ResourceNotFound",
       `The Resource '${ns}/${type}/${name}' under resource group was not found.`,
     );
   }
-
-  private error(
-    res: http.ServerResponse,
-    status: number,
-    code: string,
-    message: string,
-    retryAfter?: string,
-  ): void {
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (retryAfter !== undefined) headers["retry-after"] = retryAfter;
-    res.writeHead(status, headers);
-    res.end(JSON.stringify({ error: { code, message } }));
-  }
-
-  private json(res: http.ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { "content-type": "application/json" });
-    res.end(JSON.stringify(body));
-  }
-}
-
-function matches(
-  m: RequestMatch,
-  r: { method: string; kind: string; name: string; laterPage: boolean },
-): boolean {
-  return (
-    (m.laterPage === undefined || m.laterPage === r.laterPage) &&
-    (m.method === undefined || m.method === r.method) &&
-    (m.kind === undefined || m.kind === r.kind) &&
-    (m.namePrefix === undefined || r.name.startsWith(m.namePrefix))
-  );
 }
