@@ -4,8 +4,8 @@
 // dependencies go in: only what these entry points import.
 //
 // Left out on purpose:
-// - the demo's embedded container API (better-sqlite3, native): `demo` is replaced by a command
-//   that says to run it from a checkout;
+// - the embedded container API (better-sqlite3, native): `demo` and `container-api` are replaced
+//   by commands that say to run them from a checkout;
 // - ssh2's optional native helpers (cpu-features, sshcrypto.node): never built here
 //   (allowBuilds), and ssh2 falls back to pure JavaScript when they are missing.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,12 +15,15 @@ import { build } from "esbuild";
 
 const root = path.resolve(fileURLToPath(import.meta.url), "../..");
 
-/** The package's demo command in place of the real one. */
+/** The package's demo and container-api commands in place of the real ones. */
 const withoutDemo = {
   name: "without-demo",
   setup(b) {
-    b.onResolve({ filter: /\/commands\/demo\.js$/ }, () => ({
-      path: path.join(root, "apps/dispatch-cloud/src/commands/demo-unavailable.ts"),
+    b.onResolve({ filter: /\/commands\/(demo|container-api)\.js$/ }, (args) => ({
+      path: path.join(
+        root,
+        `apps/dispatch-cloud/src/commands/${path.basename(args.path, ".js")}-unavailable.ts`,
+      ),
     }));
   },
 };

@@ -29,3 +29,12 @@ export function defaultConfigPath(env: CliIo["env"]): string {
 export function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Resolves when `signal` aborts; never without one (the process then runs until killed). */
+export function waitForAbort(signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return new Promise(() => undefined);
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
+}

@@ -115,6 +115,15 @@ describe("config-check", () => {
       "--config=y",
       "-",
     ]);
+    // A command after `--` keeps its own flags.
+    expect(goStyleFlags(["submit", "-wait", "--", "ls", "-la", "-config"])).toEqual([
+      "submit",
+      "--wait",
+      "--",
+      "ls",
+      "-la",
+      "-config",
+    ]);
   });
 });
 

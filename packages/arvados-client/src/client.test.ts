@@ -123,6 +123,36 @@ describe("ArvadosClient wire conventions", () => {
     expect(r.headers["x-request-id"]).toMatch(/^req-[0-9a-z]{20}$/);
   });
 
+  it("reads the dispatcher's queue from its management API", async () => {
+    const entry = {
+      container: { uuid: "zzzzz-dz642-000000000000001", state: "Locked", priority: 5 },
+      scheduling_status: "Waiting for a small instance to boot and be ready to accept work.",
+      first_seen_at: "2026-01-01T00:00:00Z",
+      instance_types: [],
+    };
+    let n = 0;
+    const srv = await serve((req, res) => {
+      if (req.url.startsWith("/arvados/v1/dispatch/containers"))
+        json(res, 200, { items: n++ === 0 ? null : [entry] });
+      else if (req.url.includes("000000000000001")) json(res, 200, entry);
+      else json(res, 404, { errors: ["container not found"] });
+    });
+    const c = new ArvadosClient({ apiHost: srv.url, token: "management-token" });
+    expect(await c.dispatch.containers()).toEqual([]); // null before the first pass
+    expect(await c.dispatch.containers()).toEqual([entry]);
+    expect(await c.dispatch.container("zzzzz-dz642-000000000000001")).toEqual(entry);
+    const miss = await c.dispatch.container("zzzzz-dz642-000000000000002").catch((e: unknown) => e);
+    expect(miss).toBeInstanceOf(ArvadosApiError);
+    expect((miss as ArvadosApiError).isNotFound).toBe(true);
+    expect(srv.seen.map((r) => r.url)).toEqual([
+      "/arvados/v1/dispatch/containers",
+      "/arvados/v1/dispatch/containers",
+      "/arvados/v1/dispatch/container?container_uuid=zzzzz-dz642-000000000000001",
+      "/arvados/v1/dispatch/container?container_uuid=zzzzz-dz642-000000000000002",
+    ]);
+    expect(srv.seen.every((r) => r.headers.authorization === "Bearer management-token")).toBe(true);
+  });
+
   it("switches a GET to POST + X-Http-Method-Override at 1000 characters", async () => {
     const srv = await serve((_, res) => json(res, 200, { items: null }));
     const c = new ArvadosClient({ apiHost: srv.url, token: "t" });

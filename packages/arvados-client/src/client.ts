@@ -11,6 +11,7 @@ import type {
   ContainerRequestCreate,
   ContainerRequestUpdate,
   ContainerUpdate,
+  DispatchQueueEntry,
   ListParams,
   ListResult,
   LockResponse,
@@ -171,6 +172,28 @@ export class ArvadosClient {
       params: ListParams<K> = {},
       opts?: CallOptions,
     ): Promise<ListResult<Selected<Log, K>>> => this.list("arvados/v1/logs", params, opts),
+  };
+
+  /**
+   * The dispatcher's management API, for a client made with one of
+   * `Services.DispatchCloud.InternalURLs` as `apiHost` and the ManagementToken as `token`.
+   */
+  readonly dispatch = {
+    /** The whole queue in scheduling order. */
+    containers: async (opts?: CallOptions): Promise<DispatchQueueEntry[]> => {
+      // `items` is null before the dispatcher's first scheduling pass.
+      const res = await this.request<{ items: DispatchQueueEntry[] | null }>(
+        "GET",
+        "arvados/v1/dispatch/containers",
+        {},
+        opts,
+      );
+      return res.items ?? [];
+    },
+
+    /** One container's entry; 404 when this dispatcher does not have it queued or running. */
+    container: (uuid: string, opts?: CallOptions): Promise<DispatchQueueEntry> =>
+      this.request("GET", "arvados/v1/dispatch/container", { container_uuid: uuid }, opts),
   };
 
   private async list<T>(

@@ -62,6 +62,8 @@ export interface ContainerRequest {
   priority: number;
   container_uuid: ContainerUuid | null;
   container_count: number;
+  /** How many containers it may run in all: a Cancelled one is retried until this many. */
+  container_count_max: number;
   container_image: string;
   command: string[];
   cwd: string;
@@ -110,6 +112,8 @@ export type ContainerRequestUpdate = Partial<
 export interface Log {
   kind?: string;
   etag?: string;
+  /** Increases with every record: what a follower pages on (`["id", ">", last]`). */
+  id: number;
   uuid: string;
   owner_uuid: string;
   object_uuid: string | null;
@@ -125,6 +129,19 @@ export type LogCreate = Partial<
   Pick<Log, "object_uuid" | "event_type" | "event_at" | "summary" | "properties">
 > &
   Pick<Log, "event_type">;
+
+/**
+ * One entry of the dispatcher's queue, as its management API shows it
+ * (`/arvados/v1/dispatch/container[s]`). Only the fields clients read are typed.
+ */
+export interface DispatchQueueEntry {
+  container: Pick<Container, "uuid" | "state" | "priority"> & Partial<Container>;
+  /** Why it is not running yet (the dispatcher's scheduling status), or "". */
+  scheduling_status: string;
+  first_seen_at: string;
+  /** The instance types that fit it, cheapest first. */
+  instance_types: Array<{ ProviderType: string; Price: number; [field: string]: unknown }>;
+}
 
 export interface ApiClientAuthorization {
   kind?: string;

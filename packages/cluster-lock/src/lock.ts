@@ -21,6 +21,11 @@ export interface ClusterLockOptions {
   readonly retryMs?: number;
   /** How long one query may take before the connection counts as dead. */
   readonly queryTimeoutMs?: number;
+  /**
+   * Told why we wait (the line just logged: who holds the lock, or why the database cannot be
+   * reached) each time that changes, e.g. to report a standby dispatcher's status to systemd.
+   */
+  readonly onWaiting?: (reason: string) => void;
 }
 
 /** Who holds the lock, as PostgreSQL sees the holding session. */
@@ -86,8 +91,8 @@ function errorText(err: unknown): string {
  * lock users (trash sweep, keep-balance) check it as we do.
  */
 export class ClusterLock {
-  readonly #o: Required<Omit<ClusterLockOptions, "settings" | "logger" | "clock">> &
-    Pick<ClusterLockOptions, "settings" | "logger" | "clock">;
+  readonly #o: Required<Omit<ClusterLockOptions, "settings" | "logger" | "clock" | "onWaiting">> &
+    Pick<ClusterLockOptions, "settings" | "logger" | "clock" | "onWaiting">;
   #client: Client | null = null;
   #watch: AbortController | null = null;
   #lastWaitLine = "";
@@ -126,6 +131,7 @@ export class ClusterLock {
         if (line !== this.#lastWaitLine) {
           this.#lastWaitLine = line;
           logger.warn({ ID: key, Server: server, error: errorText(err) }, line);
+          this.#o.onWaiting?.(line);
         }
       }
       try {
@@ -190,6 +196,7 @@ export class ClusterLock {
       },
       line,
     );
+    this.#o.onWaiting?.(line);
   }
 
   /** Gives the lock back and closes its connection. Safe to call when not held. */

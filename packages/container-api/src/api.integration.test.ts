@@ -273,6 +273,28 @@ describe("paging over 5,000 containers", () => {
 });
 
 describe("bad input gets a 4xx naming the problem", () => {
+  it("refuses a single filter not wrapped in a list, with the API server's error body", async () => {
+    await client.containerRequests.create(request);
+    const q = (filters: string) =>
+      raw("GET", `arvados/v1/containers?filters=${encodeURIComponent(filters)}`);
+    const flat = await q('["state","=","Queued"]');
+    expect(flat.status).toBe(422);
+    expect(Object.keys(flat.body).sort()).toEqual(["error_token", "errors"]);
+    expect(flat.body.errors).toEqual([
+      '#<ArgumentError: Invalid element in filters array: "state" is not an array>',
+    ]);
+    expect(flat.body["error_token"]).toMatch(/^\d+\+[0-9a-z]{8}$/);
+    // Any element that is not a list is refused the same way, wherever it is.
+    const mixed = await q('[["state","=","Queued"],null]');
+    expect([mixed.status, mixed.body.errors]).toEqual([
+      422,
+      ["#<ArgumentError: Invalid element in filters array: nil is not an array>"],
+    ]);
+    // The wrapped form answers.
+    const wrapped = await q('[["state","=","Queued"]]');
+    expect([wrapped.status, (wrapped.body["items"] as unknown[]).length]).toEqual([200, 1]);
+  });
+
   it.each([
     ["no token", "GET", "arvados/v1/containers", { token: null }, 401, "Not logged in"],
     ["wrong token", "GET", "arvados/v1/containers", { token: "nope" }, 401, "Not logged in"],

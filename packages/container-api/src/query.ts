@@ -95,10 +95,16 @@ export function parseFilters(spec: TableSpec, raw: unknown): { where: string[]; 
   const filters = jsonParam("filters", raw);
   if (!Array.isArray(filters))
     throw unprocessable("filters: must be an array of [attribute, operator, operand]");
-  // A single filter may be given unwrapped: ["state","=","Queued"].
-  const list = filters.length === 3 && typeof filters[0] === "string" ? [filters] : filters;
-  for (const f of list) {
-    if (!Array.isArray(f) || f.length !== 3) {
+  for (const f of filters) {
+    // A single filter not wrapped in a list (["state","=","Queued"]) is refused as the API
+    // server refuses it: its first element is not an array. The text is the server's
+    // (Ruby's inspect of its ArgumentError), without the request ID it appends.
+    if (!Array.isArray(f)) {
+      throw unprocessable(
+        `#<ArgumentError: Invalid element in filters array: ${rubyInspect(f)} is not an array>`,
+      );
+    }
+    if (f.length !== 3) {
       throw unprocessable(
         `Invalid filter ${JSON.stringify(f)}: must be [attribute, operator, operand]`,
       );
@@ -152,6 +158,12 @@ export function parseFilters(spec: TableSpec, raw: unknown): { where: string[]; 
     args.push(v);
   }
   return { where, args };
+}
+
+/** Ruby's `inspect` of a decoded JSON value: as JSON, but `nil` for null (objects differ; rare). */
+function rubyInspect(v: unknown): string {
+  if (v === null) return "nil";
+  return JSON.stringify(v);
 }
 
 /** SQL LIKE is case-insensitive in SQLite; PostgreSQL's LIKE is not, so use GLOB. */

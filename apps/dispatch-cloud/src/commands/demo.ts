@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { defaultDataDir, runnerBundlePath } from "../demo/paths.js";
-import { runDemo } from "../demo/run.js";
 import type { CommandContext } from "../io.js";
 
 /**
@@ -24,6 +23,8 @@ export function registerDemoCommand(program: Command, ctx: CommandContext): void
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
       try {
+        // Loaded here: it brings the whole daemon, which the other commands do without.
+        const { runDemo } = await import("../demo/run.js");
         const code = await runDemo({
           dataDir: opts.dataDir,
           keepRunning: opts.keepRunning === true,

@@ -93,6 +93,16 @@ async function serve(io: CliIo, path: string): Promise<number> {
     }
   }
   const serviceInternalUrl = io.env["ARVADOS_SERVICE_INTERNAL_URL"];
+  // READY=1 goes to systemd once the management API listens, as Arvados's services send it;
+  // a dispatcher that waits for the cluster lock held elsewhere (a standby) is up too, so it
+  // says so at once with the reason as its status, rather than have systemd's start timeout
+  // kill and restart it in a loop.
+  const tellSystemd = async (status: string): Promise<void> => {
+    const notified = await notifyReady(io.env, status);
+    if (!notified.sent && notified.reason === "failed") {
+      logger.error({ error: notified.error }, "error notifying init daemon");
+    }
+  };
   let dispatcher;
   try {
     dispatcher = await startDispatcher({
@@ -102,6 +112,7 @@ async function serve(io: CliIo, path: string): Promise<number> {
       ...(io.runnerBinaryPath === undefined ? {} : { runnerBinaryPath: io.runnerBinaryPath }),
       ...(await configFingerprint(path)),
       ...(io.stopSignal === undefined ? {} : { signal: io.stopSignal }),
+      lock: { onWaiting: (reason) => void tellSystemd(`standby: ${reason}`) },
     });
   } catch (err) {
     if (io.stopSignal?.aborted === true) {
@@ -118,12 +129,14 @@ async function serve(io: CliIo, path: string): Promise<number> {
     await new Promise<void>((resolve) => stream.end(resolve));
     return 1;
   }
-  // startDispatcher resolves once the management API listens: only now is the service up.
-  const notified = await notifyReady(io.env);
-  if (!notified.sent && notified.reason === "failed") {
-    logger.error({ error: notified.error }, "error notifying init daemon");
-  }
+  // startDispatcher resolves once the management API listens and the scheduler runs.
+  const running = dispatcher;
+  const status = (): string =>
+    running.dispatching ? "dispatching" : "standby: lost the cluster lock, trying to get it back";
+  await tellSystemd(status());
+  const unsubscribe = running.onDispatchingChange(() => void tellSystemd(status()));
   await waitForAbort(io.stopSignal);
+  unsubscribe();
   const reason: unknown = io.stopSignal?.reason;
   logger.info({ reason: describeError(reason) }, "shutting down");
   await dispatcher.stop();

@@ -33,6 +33,8 @@ export interface DispatchLockOptions {
   readonly clock?: Clock;
   /** Between attempts and liveness checks (default Arvados's 5 s). */
   readonly retryMs?: number;
+  /** Told why we wait whenever that changes (who holds the cluster lock, or a database error). */
+  readonly onWaiting?: (reason: string) => void;
 }
 
 /**
@@ -69,6 +71,7 @@ export function dispatchLock(
     clock: options.clock ?? systemClock,
     retryMs: options.retryMs ?? RETRY_MS,
     applicationName: lockApplicationName(process.pid, hostname()),
+    ...(options.onWaiting === undefined ? {} : { onWaiting: options.onWaiting }),
   });
   return {
     clusterWide: true,

@@ -1,13 +1,23 @@
 import type { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import { containerRequest, DEFAULT_IMAGE, type SubmitSpec } from "../client/request.js";
+import type { Observation } from "../client/watch.js";
 import type { ManagementClient } from "./management.js";
-import type { Observation, WatchOutcome } from "./watch.js";
 
 export const HELLO_COMMAND = ["echo", "Hello, Crunch!"] as const;
 
-/**
- * Commits a container request for `command`, small enough for any machine's `localhost` type.
- * The process engine ignores the image; the name only has to be there.
- */
+/** The demo's containers: small enough for any machine's `localhost` type. */
+export const DEMO_SPEC: SubmitSpec = {
+  command: HELLO_COMMAND,
+  priority: 1,
+  image: DEFAULT_IMAGE,
+  vcpus: 1,
+  ram: 64 << 20,
+  scratch: 1 << 20,
+  preemptible: false,
+  gpu: null,
+};
+
+/** Commits a container request for `command`, as `dispatch-cloud submit` does. */
 export async function submitContainer(
   client: ArvadosClient,
   command: readonly string[],
@@ -15,20 +25,10 @@ export async function submitContainer(
   signal?: AbortSignal,
 ): Promise<{ requestUuid: string; containerUuid: string }> {
   const cr = await client.containerRequests.create(
-    {
-      name,
-      state: "Committed",
-      priority: 1,
-      container_image: "arvados/jobs",
-      command: [...command],
-      output_path: "/out",
-      cwd: "/out",
-      mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
-      runtime_constraints: { vcpus: 1, ram: 64 << 20 },
-    },
+    { ...containerRequest({ ...DEMO_SPEC, command }), name },
     signal === undefined ? undefined : { signal },
   );
-  if (cr.container_uuid === null || cr.container_uuid === undefined) {
+  if (cr.container_uuid === null) {
     throw new Error(`container request ${cr.uuid} was committed but has no container`);
   }
   return { requestUuid: cr.uuid, containerUuid: cr.container_uuid };
@@ -82,37 +82,4 @@ export async function logLines(
   return res.items.flatMap((l) =>
     typeof l.properties.text === "string" ? l.properties.text.replace(/\n$/, "").split("\n") : [],
   );
-}
-
-/** Whether the demo succeeded, and what to tell the user when it did not. */
-export function verdict(
-  outcome: WatchOutcome,
-  uuid: string,
-  timeoutMs: number,
-): { ok: true } | { ok: false; reason: string } {
-  if (outcome.kind === "aborted") {
-    return { ok: false, reason: `interrupted while waiting for container ${uuid}` };
-  }
-  if (outcome.kind === "timeout") {
-    const state = outcome.last?.state ?? "unknown";
-    const status = outcome.last?.schedulingStatus ? ` (${outcome.last.schedulingStatus})` : "";
-    return {
-      ok: false,
-      reason: `timed out after ${Math.round(timeoutMs / 1000)}s waiting for container ${uuid}: it is still ${state}${status}`,
-    };
-  }
-  const o = outcome.observation;
-  if (o.state === "Cancelled") {
-    return {
-      ok: false,
-      reason: `container ${uuid} was Cancelled${o.runtimeError ? `: ${o.runtimeError}` : " (runtime_status has no error)"}`,
-    };
-  }
-  if (o.exitCode !== 0) {
-    return {
-      ok: false,
-      reason: `container ${uuid} is Complete but exited ${o.exitCode ?? "with no exit code"}`,
-    };
-  }
-  return { ok: true };
 }

@@ -68,7 +68,8 @@ describe("dispatch-cloud demo as a child process", () => {
     );
   });
 
-  test("--keep-running serves until SIGINT; the printed commands submit a container; nothing is left running", async () => {
+  // A dozen processes (the demo, bash, curl, the CLI): give a busy machine time.
+  test("--keep-running serves until SIGINT; the printed commands submit and cancel containers; nothing is left running", async () => {
     const dir = tmpDir();
     const child = spawn(process.execPath, [cli, "demo", "--keep-running", "--data-dir", dir], {
       cwd: root,
@@ -87,29 +88,64 @@ describe("dispatch-cloud demo as a child process", () => {
         timeout: 30_000,
         interval: 100,
       });
-      // Run what we told the user to run, with a long command instead of echo.
-      const sleep = `600.${process.pid}`;
-      const script = out
-        .slice(out.indexOf("  cfg="), out.indexOf("  uuid=..."))
-        .replace(`["echo","Hello, Crunch!"]`, `["sleep","${sleep}"]`);
-      const submitted = spawnSync("bash", ["-c", script], { encoding: "utf8" });
-      expect(submitted.stderr).toBe("");
-      const uuid = (JSON.parse(submitted.stdout) as { container_uuid: string }).container_uuid;
-      expect(uuid).toMatch(/^zzzzz-dz642-/);
+      // Run what we told the user to run, from another directory, as a user would.
+      const printed = (prefix: string): string => {
+        const line = out.split("\n").find((l) => l.startsWith(`  ${prefix}`));
+        if (line === undefined) throw new Error(`no printed line starting ${prefix}`);
+        return line.replace(/ +# .*$/, "");
+      };
+      const setup = `${printed("cd ")}\n${printed("export ARVADOS_CONFIG=")}`;
+      const sh = (script: string) => {
+        // stdin not a socket, or bash takes itself for a remote shell and reads ~/.bashrc.
+        const r = spawnSync("bash", ["-c", `${setup}\n${script}`], {
+          cwd: os.tmpdir(),
+          encoding: "utf8",
+          env: { PATH: process.env["PATH"] ?? "" },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+      };
+      const withUuid = (prefix: string, uuid: string) => printed(prefix).replace("UUID", uuid);
 
-      const mgmtScript = out.slice(out.indexOf("  cfg="), out.indexOf("  token="));
-      const mgmt = out.slice(out.indexOf("  mgmt="), out.indexOf("\n", out.indexOf("  mgmt=")));
-      const instances = `${mgmtScript}\n${mgmt}\n${out
-        .split("\n")
-        .find((l) => l.includes("/arvados/v1/dispatch/instances"))!}`;
+      // The one curl example for people without the CLI submits the hello-world container.
+      const curl = out.slice(out.indexOf("  token="), out.indexOf("\n\nRunning;"));
+      const posted = sh(curl);
+      expect(posted.stderr).toBe("");
+      expect((JSON.parse(posted.stdout) as { container_uuid: string }).container_uuid).toMatch(
+        /^zzzzz-dz642-\w{15}$/,
+      );
+
+      // The printed submit, with a long command instead of echo and without --wait.
+      const sleep = `600.${process.pid}`;
+      const submitted = sh(
+        printed("bin/dispatch-cloud submit").replace(
+          "--wait -- echo 'Hello, Crunch!'",
+          `-- sleep ${sleep}`,
+        ),
+      );
+      expect({ code: submitted.code, stderr: submitted.stderr }).toEqual({ code: 0, stderr: "" });
+      const uuid = submitted.stdout.trim();
+      expect(uuid).toMatch(/^zzzzz-dz642-\w{15}$/);
       await vi.waitFor(
         () => {
-          const r = spawnSync("bash", ["-c", instances], { encoding: "utf8" });
-          const items = (
-            JSON.parse(r.stdout) as { items: { running_container_uuids: string[] | null }[] | null }
-          ).items;
-          expect(items?.[0]?.running_container_uuids).toEqual([uuid]);
+          const listed = sh(printed("bin/dispatch-cloud instance list"));
+          expect(listed.stdout).toMatch(new RegExp(`\trunning\t.*\t${uuid}\n`));
           expect(sleeping(sleep)).toBe(true);
+        },
+        { timeout: 30_000, interval: 200 },
+      );
+
+      // Cancelled as a user would: the dispatcher stops it and it ends Cancelled.
+      const cancelled = sh(withUuid("bin/dispatch-cloud container cancel", uuid));
+      expect(cancelled.stdout).toContain(
+        `container ${uuid} is Running: the dispatcher stops it and it ends Cancelled\n`,
+      );
+      await vi.waitFor(
+        () => {
+          expect(sh(withUuid("bin/dispatch-cloud container get", uuid)).stdout).toMatch(
+            /\nstate: +Cancelled/,
+          );
+          expect(sleeping(sleep)).toBe(false);
         },
         { timeout: 30_000, interval: 200 },
       );
@@ -136,7 +172,7 @@ describe("dispatch-cloud demo as a child process", () => {
         clearTimeout(timer);
       }
     }
-  });
+  }, 120_000);
 });
 
 /** Whether a live `sleep <arg>` process exists. */

@@ -6,7 +6,7 @@ import { killRunners, prepareDemo, startDemoCluster, type DemoCluster } from "./
 import { containerObserver, submitContainer } from "./containers.js";
 import { demoFiles, runnerBundlePath } from "./paths.js";
 import { runDemo } from "./run.js";
-import type { Observation } from "./watch.js";
+import type { Observation } from "../client/watch.js";
 
 // The whole demo in this process: container API, dispatcher, loopback driver over real SSH, and
 // the bundled crunch-run running real commands on this machine.

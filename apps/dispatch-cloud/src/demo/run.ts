@@ -6,15 +6,18 @@ import {
   type DemoCluster,
   type DemoSetup,
 } from "./cluster.js";
+import { sh, shellCommand } from "../client/format.js";
+import { containerRequest } from "../client/request.js";
 import {
+  DEMO_SPEC,
   HELLO_COMMAND,
   containerObserver,
   logLines,
   submitContainer,
-  verdict,
 } from "./containers.js";
-import { demoFiles } from "./paths.js";
-import { systemWatchClock, watchContainer, type WatchClock } from "./watch.js";
+import { waitForAbort } from "../io.js";
+import { demoFiles, repoRoot } from "./paths.js";
+import { systemWatchClock, verdict, watchContainer, type WatchClock } from "../client/watch.js";
 
 export const DEFAULT_TIMEOUT_MS = 2 * 60_000;
 
@@ -32,52 +35,33 @@ export interface DemoRunOptions {
   readonly clock?: WatchClock;
 }
 
-/** Shell-quotes one word for the instructions we print. */
-function sh(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-/** How to use the running cluster by hand; tokens are read from the config, never printed. */
+/**
+ * How to use the running cluster from another terminal: the client commands, and one curl
+ * request for people without the CLI. Tokens are read from the config, never printed.
+ */
 export function instructions(setup: DemoSetup): string {
   const cfg = setup.files.config;
   const api = setup.apiUrl.href.replace(/\/$/, "");
-  const mgmt = setup.managementUrl.href.replace(/\/$/, "");
   const request = JSON.stringify({
-    container_request: {
-      name: "hello",
-      state: "Committed",
-      priority: 1,
-      container_image: "arvados/jobs",
-      command: [...HELLO_COMMAND],
-      output_path: "/out",
-      cwd: "/out",
-      mounts: { "/out": { kind: "tmp", capacity: 1 << 20 } },
-      runtime_constraints: { vcpus: 1, ram: 64 << 20 },
-    },
+    container_request: { ...containerRequest(DEMO_SPEC), name: "hello" },
   });
   return `Submit a container and watch it, from another terminal:
 
-  cfg=${sh(cfg)}
-  token=$(sed -n 's/^ *SystemRootToken: "\\(.*\\)"$/\\1/p' "$cfg")   # container API (admin)
-  mgmt=$(sed -n 's/^ *ManagementToken: "\\(.*\\)"$/\\1/p' "$cfg")    # management API
+  cd ${sh(repoRoot())}
+  export ARVADOS_CONFIG=${sh(cfg)}
+  bin/dispatch-cloud submit --wait -- ${shellCommand(HELLO_COMMAND)}   # prints its UUID, follows it to the end
+  bin/dispatch-cloud container list                 # the newest containers
+  bin/dispatch-cloud container get UUID             # state, exit code, resources, scheduling status
+  bin/dispatch-cloud container logs UUID --follow   # its stdout, stderr and crunch-run lines
+  bin/dispatch-cloud container cancel UUID          # a running one is stopped and ends Cancelled
+  bin/dispatch-cloud instance list --header         # the loopback "VM" and what runs there
 
-  # submit; note the container_uuid in the answer
+Without the CLI, the same request with curl:
+
+  token=$(sed -n 's/^ *SystemRootToken: "\\(.*\\)"$/\\1/p' ${sh(cfg)})
   curl -sS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \\
     -d ${sh(request)} \\
     ${api}/arvados/v1/container_requests
-  uuid=...   # the container_uuid from above
-
-  # the dispatcher's view: queue with scheduling status, and the loopback instance
-  curl -sS -H "Authorization: Bearer $mgmt" ${mgmt}/arvados/v1/dispatch/containers
-  curl -sS -H "Authorization: Bearer $mgmt" ${mgmt}/arvados/v1/dispatch/instances
-
-  # the container's state and exit code, then its stdout
-  curl -sS -H "Authorization: Bearer $token" ${api}/arvados/v1/containers/$uuid
-  curl -sS -G -H "Authorization: Bearer $token" ${api}/arvados/v1/logs \\
-    --data-urlencode "filters=[[\\"object_uuid\\",\\"=\\",\\"$uuid\\"],[\\"event_type\\",\\"=\\",\\"stdout\\"]]"
-
-  # kill it while it runs (it ends Cancelled)
-  curl -sS -X POST -H "Authorization: Bearer $mgmt" "${mgmt}/arvados/v1/dispatch/containers/kill?container_uuid=$uuid&reason=demo"
 `;
 }
 
@@ -89,13 +73,6 @@ function banner(setup: DemoSetup): string {
   container API:   ${setup.apiUrl.href}
   management API:  ${setup.managementUrl.href}
 `;
-}
-
-function waitForAbort(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }
 
 /** The demo, start to finish; returns the exit status. */
@@ -167,7 +144,7 @@ async function helloWorld(o: DemoRunOptions, cluster: DemoCluster): Promise<numb
     o.signal,
   );
   o.out(
-    `\nSubmitted container request ${requestUuid}: ${HELLO_COMMAND.map(sh).join(" ")}\ncontainer ${containerUuid}\n`,
+    `\nSubmitted container request ${requestUuid}: ${shellCommand(HELLO_COMMAND)}\ncontainer ${containerUuid}\n`,
   );
   const outcome = await watchContainer({
     observe: containerObserver(client, management, containerUuid),

@@ -4,6 +4,8 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import readline from "node:readline";
+import { DISPATCH_LOCK_KEY } from "@dispatch-cloud/cluster-lock";
+import { startPostgres } from "@dispatch-cloud/cluster-lock/testing";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { MANAGEMENT_TOKEN, freePort, writeConfig, type TestConfig } from "../e2e/harness.js";
 
@@ -72,8 +74,9 @@ describe("READY=1 on $NOTIFY_SOCKET", () => {
     cfg?.cleanup();
   });
 
-  async function check(command: string[], address: string) {
-    const receiver = await startReceiver(address, `${cfg.url}_health/ping`);
+  /** Starts the daemon with a listener on `address`; `next()` is the listener's next message. */
+  async function launch(command: string[], address: string, conf: TestConfig = cfg) {
+    const receiver = await startReceiver(address, `${conf.url}_health/ping`);
     children.push(receiver.child);
     const [program = "", ...args] = command;
     const daemon = spawn(program, args, {
@@ -84,15 +87,23 @@ describe("READY=1 on $NOTIFY_SOCKET", () => {
     children.push(daemon);
     let stderr = "";
     daemon.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    const got = await Promise.race([
-      receiver.next(),
-      exited(daemon).then((code) => {
-        throw new Error(`daemon exited ${String(code)}:\n${stderr}`);
-      }),
-    ]);
+    const died = exited(daemon).then((code) => {
+      throw new Error(`daemon exited ${String(code)}:\n${stderr}`);
+    });
+    died.catch(() => undefined);
+    return {
+      daemon,
+      stderr: () => stderr,
+      next: () => Promise.race([receiver.next(), died]),
+    };
+  }
+
+  async function check(command: string[], address: string) {
+    const { daemon, stderr, next } = await launch(command, address);
+    const got = await next();
     daemon.kill("SIGTERM");
     expect(await exited(daemon)).toBe(0);
-    expect(stderr).not.toContain("error notifying init daemon");
+    expect(stderr()).not.toContain("error notifying init daemon");
     return { got, pid: daemon.pid };
   }
 
@@ -102,7 +113,12 @@ describe("READY=1 on $NOTIFY_SOCKET", () => {
       [path.join(root, "bin/arvados-dispatch-cloud"), "-config", cfg.path],
       address,
     );
-    expect(got).toEqual({ message: "READY=1", pid, uid: process.getuid?.(), health: 200 });
+    expect(got).toEqual({
+      message: "READY=1\nSTATUS=dispatching",
+      pid,
+      uid: process.getuid?.(),
+      health: 200,
+    });
   });
 
   test.runIf(isRoot)(
@@ -127,7 +143,7 @@ describe("READY=1 on $NOTIFY_SOCKET", () => {
         address,
       );
       // setpriv exec()s, so the daemon keeps the PID the test started.
-      expect(got).toEqual({ message: "READY=1", pid, uid: 65534, health: 200 });
+      expect(got).toEqual({ message: "READY=1\nSTATUS=dispatching", pid, uid: 65534, health: 200 });
     },
   );
 
@@ -139,7 +155,49 @@ describe("READY=1 on $NOTIFY_SOCKET", () => {
         [path.join(root, "bin/dispatch-cloud"), "run", "--config", cfg.path],
         address,
       );
-      expect(got).toEqual({ message: "READY=1", pid, uid: 0, health: 200 });
+      expect(got).toEqual({ message: "READY=1\nSTATUS=dispatching", pid, uid: 0, health: 200 });
     },
   );
+
+  test("a standby waiting for the cluster lock is up at once, with why as its status; dispatching once the lock is ours", async () => {
+    const pg = await startPostgres();
+    const other = await pg.connect();
+    const conf = writeConfig({
+      controllerUrl: "http://127.0.0.1:9/",
+      token: "notifytesttoken0123456789abcdefghij",
+      port: await freePort(),
+      cluster: { PostgreSQL: { Connection: pg.connection } },
+    });
+    try {
+      await other.query("SELECT pg_advisory_lock($1)", [DISPATCH_LOCK_KEY]);
+      const address = `@dispatch-cloud-notify-test-${process.pid}-c`;
+      const { daemon, pid, next } = await launch(
+        [path.join(root, "bin/arvados-dispatch-cloud"), "-config", conf.path],
+        address,
+        conf,
+      ).then((l) => ({ ...l, pid: l.daemon.pid }));
+      const standby = await next();
+      expect(standby.pid).toBe(pid);
+      expect(standby.message).toMatch(
+        /^READY=1\nSTATUS=standby: waiting for lock 10005 held by another process \(database session pid \d+/,
+      );
+      // Not serving while it waits.
+      expect(String(standby.health)).toMatch(/refused/i);
+
+      await other.query("SELECT pg_advisory_unlock($1)", [DISPATCH_LOCK_KEY]);
+      const dispatching = await next();
+      expect(dispatching).toEqual({
+        message: "READY=1\nSTATUS=dispatching",
+        pid,
+        uid: process.getuid?.(),
+        health: 200,
+      });
+      daemon.kill("SIGTERM");
+      expect(await exited(daemon)).toBe(0);
+    } finally {
+      await other.end();
+      await pg.stop();
+      conf.cleanup();
+    }
+  });
 });

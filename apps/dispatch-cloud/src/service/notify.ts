@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { closeSync, writeSync } from "node:fs";
+import { writeSync } from "node:fs";
 import { describeError } from "../io.js";
 
 /**
@@ -24,26 +24,31 @@ export interface NotifyOptions {
 }
 
 /**
- * Tells systemd that start-up is complete (`READY=1`), as Arvados's services do once they
- * listen. Nothing to do without `$NOTIFY_SOCKET` (not started by systemd as Type=notify).
+ * Tells systemd that the service is up (`READY=1`, as Arvados's services send once they
+ * listen) and, with `status`, what it is doing (`STATUS=…`, shown by `systemctl status`).
+ * Sending again is harmless: systemd takes the first READY=1 and the latest STATUS. Nothing to
+ * do without `$NOTIFY_SOCKET` (not started by systemd as Type=notify).
  *
- * Through the launcher's inherited socket when there is one. Otherwise (the daemon started as
- * `node …/cli.js run`) through `systemd-notify --ready`: systemd 252 sends it with our PID as
- * sender when it may (as root, with CAP_SYS_ADMIN), else with its own, which only
- * `NotifyAccess=all` accepts; it waits for systemd to take the message, so it is not lost when
- * systemd-notify exits first.
+ * Through the launcher's inherited socket when there is one (kept open for later status
+ * updates). Otherwise (the daemon started as `node …/cli.js run`) through `systemd-notify
+ * --ready`: systemd 252 sends it with our PID as sender when it may (as root, with
+ * CAP_SYS_ADMIN), else with its own, which only `NotifyAccess=all` accepts; it waits for systemd
+ * to take the message, so it is not lost when systemd-notify exits first.
  */
 export async function notifyReady(
   env: Readonly<Record<string, string | undefined>>,
+  status?: string,
   options: NotifyOptions = {},
 ): Promise<NotifyOutcome> {
   const socket = env["NOTIFY_SOCKET"];
   if (socket === undefined || socket === "") return { sent: false, reason: "no-socket" };
+  // A status is one line of the message: no newline may end it early.
+  const oneLine = status?.replace(/\s+/g, " ");
   const fdText = env[NOTIFY_FD_ENV];
   if (fdText !== undefined && /^\d+$/.test(fdText)) {
     const fd = Number(fdText);
     try {
-      writeSync(fd, "READY=1");
+      writeSync(fd, oneLine === undefined ? "READY=1" : `READY=1\nSTATUS=${oneLine}`);
       return { sent: true, via: "inherited-socket" };
     } catch (err) {
       return {
@@ -51,20 +56,14 @@ export async function notifyReady(
         reason: "failed",
         error: `${NOTIFY_FD_ENV}=${fd}: ${describeError(err)}`,
       };
-    } finally {
-      // Only READY=1 is ever sent; closing keeps the socket from leaking into later children.
-      try {
-        closeSync(fd);
-      } catch {
-        // already closed: nothing to release
-      }
     }
   }
   const program = options.systemdNotify ?? "systemd-notify";
+  const args = oneLine === undefined ? ["--ready"] : ["--ready", `--status=${oneLine}`];
   return new Promise((resolve) => {
     execFile(
       program,
-      ["--ready"],
+      args,
       { env: { ...env }, timeout: options.timeoutMs ?? 10_000 },
       (err, _stdout, stderr) => {
         if (err === null) resolve({ sent: true, via: "systemd-notify" });
@@ -73,7 +72,7 @@ export async function notifyReady(
           resolve({
             sent: false,
             reason: "failed",
-            error: `${program} --ready: ${detail === "" ? describeError(err) : detail}`,
+            error: `${program} ${args.join(" ")}: ${detail === "" ? describeError(err) : detail}`,
           });
         }
       },

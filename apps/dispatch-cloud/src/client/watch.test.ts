@@ -1,11 +1,11 @@
 import { describe, expect, test } from "vitest";
-import { verdict } from "./containers.js";
 import {
   phaseOf,
   progressLine,
   watchContainer,
   type Observation,
   type WatchClock,
+  verdict,
 } from "./watch.js";
 
 const base: Observation = {

@@ -1,11 +1,13 @@
 import type { ContainerState } from "@dispatch-cloud/arvados-types";
 
-/** What the demo sees of one container at one moment, from both APIs. */
+/** What a watcher sees of one container at one moment, from the API and the dispatcher. */
 export interface Observation {
   readonly state: ContainerState;
   readonly exitCode: number | null;
   /** `runtime_status.error`, e.g. why it was cancelled. */
   readonly runtimeError: string | null;
+  /** `runtime_status.warning`, else `.activity`: what crunch-run says it is doing or fears. */
+  readonly runtimeNote?: string | null;
   /** The dispatcher's scheduling status ("" when none, or when it is not in its queue). */
   readonly schedulingStatus: string;
   /** The state of the instance running it, else of the (loopback) instance; null when none. */
@@ -48,6 +50,7 @@ export function progressLine(elapsedMs: number, o: Observation): string {
   const waiting = o.state === "Queued" || o.state === "Locked";
   if (waiting && o.schedulingStatus !== "") line += ` — ${o.schedulingStatus}`;
   if (o.runtimeError !== null && o.runtimeError !== "") line += ` — ${o.runtimeError}`;
+  if (o.runtimeNote) line += ` — ${o.runtimeNote}`;
   return line;
 }
 
@@ -74,7 +77,8 @@ export type WatchOutcome =
 
 /**
  * Polls until the container is Complete or Cancelled, printing a line whenever what it shows
- * changes. Timing out and being interrupted are outcomes, not errors.
+ * changes. Timing out (`timeoutMs` may be Infinity) and being interrupted are outcomes, not
+ * errors.
  */
 export async function watchContainer(opts: WatchOptions): Promise<WatchOutcome> {
   const start = opts.clock.now();
@@ -135,3 +139,36 @@ export const systemWatchClock: WatchClock = {
       signal?.addEventListener("abort", onAbort, { once: true });
     }),
 };
+
+/** Whether a watched container succeeded, and what to tell the user when it did not. */
+export function verdict(
+  outcome: WatchOutcome,
+  uuid: string,
+  timeoutMs: number,
+): { ok: true } | { ok: false; reason: string } {
+  if (outcome.kind === "aborted") {
+    return { ok: false, reason: `interrupted while waiting for container ${uuid}` };
+  }
+  if (outcome.kind === "timeout") {
+    const state = outcome.last?.state ?? "unknown";
+    const status = outcome.last?.schedulingStatus ? ` (${outcome.last.schedulingStatus})` : "";
+    return {
+      ok: false,
+      reason: `timed out after ${Math.round(timeoutMs / 1000)}s waiting for container ${uuid}: it is still ${state}${status}`,
+    };
+  }
+  const o = outcome.observation;
+  if (o.state === "Cancelled") {
+    return {
+      ok: false,
+      reason: `container ${uuid} was Cancelled${o.runtimeError ? `: ${o.runtimeError}` : " (runtime_status has no error)"}`,
+    };
+  }
+  if (o.exitCode !== 0) {
+    return {
+      ok: false,
+      reason: `container ${uuid} is Complete but exited ${o.exitCode ?? "with no exit code"}`,
+    };
+  }
+  return { ok: true };
+}
