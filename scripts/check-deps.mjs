@@ -24,6 +24,7 @@ const allowed = {
   "driver-loopback": ["cloud-driver-api"],
   "driver-ec2": ["cloud-driver-api"],
   "driver-azure": ["cloud-driver-api"],
+  "driver-gce": ["cloud-driver-api"],
   "worker-pool": ["cloud-driver-api"],
   "container-queue": ["arvados-client"],
   scheduler: [],
@@ -35,6 +36,7 @@ const allowed = {
 const sdkOwners = [
   { prefix: "@aws-sdk/", owners: ["driver-ec2"] },
   { prefix: "@azure/", owners: ["driver-azure"] },
+  { prefix: "@google-cloud/", owners: ["driver-gce"] },
   { prefix: "ssh2", owners: ["ssh-executor", "driver-stub", "driver-loopback"] },
   { prefix: "express", owners: ["http-api", "container-api"] },
   { prefix: "better-sqlite3", owners: ["container-api"] },

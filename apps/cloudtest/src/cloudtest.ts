@@ -37,7 +37,7 @@ export interface RunSettings {
 
 export interface RunDeps {
   readonly factory: DriverFactory;
-  /** DriverParameters for this run (SubnetID already narrowed to one subnet if there were many). */
+  /** DriverParameters for this run (SubnetID or Zones narrowed to one entry if there were many). */
   readonly parameters: Readonly<Record<string, unknown>>;
   readonly logger: Logger;
   readonly clock: Clock;

@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
@@ -17,7 +16,7 @@ import {
 } from "@dispatch-cloud/driver-ec2/testing";
 import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { main } from "./main.js";
+import { freePort, runCloudtest } from "./testing/cli.js";
 
 // cloudtest with the real EC2 driver against moto. moto normally hands out private 10.x
 // addresses, which must never be dialled; here the instance is launched in a 127.0.0.0/16 VPC,
@@ -51,17 +50,6 @@ function tag(xml: string, name: string): string {
   const m = new RegExp(`<${name}>([^<]+)</${name}>`).exec(xml);
   if (m === null) throw new Error(`no <${name}> in ${xml.slice(0, 300)}`);
   return m[1] ?? "";
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const isLoopback = (address: string): boolean => /^127\.\d+\.\d+\.\d+$/.test(address);
@@ -140,14 +128,7 @@ test("EC2 on moto: create in a loopback subnet, SSH to a local sshd with the sec
     "",
   ].join("\n");
 
-  let stdout = "";
-  let stderr = "";
-  const code = await main(["-config", "-", "-command", "cat /proc/self/comm"], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    env: {},
-    readStdin: () => Promise.resolve(yaml),
-    waitForEnter: () => Promise.resolve(),
+  const { code, stdout, stderr } = await runCloudtest(["-command", "cat /proc/self/comm"], yaml, {
     pid: 777,
     drivers,
   });

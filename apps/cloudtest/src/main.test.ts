@@ -445,6 +445,18 @@ describe("several subnets", () => {
     expect(h.creates).toHaveLength(2);
   });
 
+  test("one run per GCE zone, each given a list of that one zone", async () => {
+    const h = harness();
+    const r = await run([], config(["DriverParameters: {zones: [us-east1-b, us-east1-c]}"]), {
+      drivers: h.drivers,
+    });
+    expect(r.code).toBe(0);
+    expect(h.contexts.map((c) => c.parameters["zones"])).toEqual([["us-east1-b"], ["us-east1-c"]]);
+    expect(r.stdout).toContain("=== zones[1] us-east1-c");
+    expect(r.stderr).toContain('msg="running tests using zones[0] us-east1-b"');
+    expect(h.creates).toHaveLength(2);
+  });
+
   test("a single-element list is one run with the parameters as written", async () => {
     const h = harness();
     const r = await run([], config(["DriverParameters: {subnetid: [subnet-a]}"]), {

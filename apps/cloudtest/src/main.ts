@@ -39,7 +39,7 @@ export interface CliIo {
   /** Second Ctrl-C: stop waiting for the destroy too. */
   readonly force?: AbortSignal;
   readonly clock?: Clock;
-  /** The drivers by `Containers.CloudVMs.Driver` name (default: ec2, azure, loopback, stub). */
+  /** The drivers by `Containers.CloudVMs.Driver` name (default: ec2, azure, gce, loopback, stub). */
   readonly drivers?: DriverRegistry;
   /** Test hook: the instance secret. */
   readonly newSecret?: () => string;
@@ -58,6 +58,7 @@ export function defaultDrivers(): DriverRegistry {
   return createDriverRegistry({
     ec2: lazy(async () => (await import("@dispatch-cloud/driver-ec2")).createEc2Driver),
     azure: lazy(async () => (await import("@dispatch-cloud/driver-azure")).createAzureDriver()),
+    gce: lazy(async () => (await import("@dispatch-cloud/driver-gce")).createGceDriver),
     loopback: loopbackDriver,
     stub: lazy(async () => (await import("@dispatch-cloud/driver-stub")).stubDriver),
   });
@@ -72,10 +73,37 @@ function cheapest(types: readonly InstanceType[]): InstanceType | undefined {
   return best;
 }
 
-/** The key of `SubnetID` in DriverParameters, matched as the drivers match it. */
-function subnetKey(parameters: Readonly<Record<string, unknown>>): string | undefined {
-  if (Object.hasOwn(parameters, "SubnetID")) return "SubnetID";
-  return Object.keys(parameters).find((k) => k.toLowerCase() === "subnetid");
+interface PerRunKey {
+  readonly key: string;
+  /** The log field naming a run's entry. */
+  readonly field: string;
+  readonly single: (entry: unknown) => unknown;
+}
+/**
+ * DriverParameters lists that cloudtest splits into one run per entry, so each entry is proven
+ * to work: EC2's subnets (as Arvados does) and GCE's zones (a machine type or image may be
+ * missing from one). Each run gets the entry the way that key takes a single one.
+ */
+const PER_RUN_KEYS: readonly PerRunKey[] = [
+  { key: "SubnetID", field: "SubnetID", single: (s) => s },
+  { key: "Zones", field: "Zone", single: (z) => [z] },
+];
+
+/** The first such list with several entries, under its key as written (matched as drivers do). */
+function perRunList(
+  parameters: Readonly<Record<string, unknown>>,
+): (PerRunKey & { entries: unknown[] }) | undefined {
+  for (const per of PER_RUN_KEYS) {
+    const { key } = per;
+    const written = Object.hasOwn(parameters, key)
+      ? key
+      : Object.keys(parameters).find((k) => k.toLowerCase() === key.toLowerCase());
+    const value = written === undefined ? undefined : parameters[written];
+    if (written !== undefined && Array.isArray(value) && value.length > 1) {
+      return { ...per, key: written, entries: value };
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -175,17 +203,21 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       return fatal(`error loading Containers.DispatchPrivateKey: ${errorMessage(err)}`);
     }
 
-    // One run per subnet when several are configured, so each is proven to work.
+    // One run per subnet (or zone) when several are configured, so each is proven to work.
     const base = vms.DriverParameters;
-    const sk = subnetKey(base);
-    const subnets = sk === undefined ? undefined : base[sk];
-    const runs: { label: string; parameters: Readonly<Record<string, unknown>> }[] =
-      sk !== undefined && Array.isArray(subnets) && subnets.length > 1
-        ? subnets.map((s, i) => ({
-            label: `SubnetID[${i}] ${String(s)}`,
-            parameters: { ...base, [sk]: s },
-          }))
-        : [{ label: "", parameters: base }];
+    const split = perRunList(base);
+    const runs: {
+      label: string;
+      parameters: Readonly<Record<string, unknown>>;
+      fields: Record<string, unknown>;
+    }[] =
+      split === undefined
+        ? [{ label: "", parameters: base, fields: {} }]
+        : split.entries.map((entry, i) => ({
+            label: `${split.key}[${i}] ${String(entry)}`,
+            parameters: { ...base, [split.key]: split.single(entry) },
+            fields: { [split.field]: entry },
+          }));
 
     const reports: RunReport[] = [];
     for (const run of runs) {
@@ -199,7 +231,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
           {
             factory,
             parameters: run.parameters,
-            logger: run.label === "" ? logger : logger.child({ SubnetID: run.parameters[sk!] }),
+            logger: run.label === "" ? logger : logger.child(run.fields),
             clock,
             print: (line) => io.stdout(`${line}\n`),
             waitForEnter: async (signal) => {

@@ -65,7 +65,7 @@ describe("config-check", () => {
     });
     expect([driver.code, driver.stderr]).toEqual([
       1,
-      'Clusters.zzzzz.Containers.CloudVMs.Driver: unsupported cloud driver "gce-typo" (this dispatcher has azure, ec2, loopback, stub)\n',
+      'Clusters.zzzzz.Containers.CloudVMs.Driver: unsupported cloud driver "gce-typo" (this dispatcher has azure, ec2, gce, loopback, stub)\n',
     ]);
     const db = await run(["config-check", "--config", "-"], {
       stdin: text.replace(

@@ -25,6 +25,7 @@ export {
   type TagKeys,
 } from "./tags.js";
 export { normalizePriceHistory } from "./price.js";
+export { ThrottleBackoff } from "./backoff.js";
 export { authorizedKeyWire, generateEd25519KeyPair, type SshKeyPair } from "./ssh-keys.js";
 export {
   DRIVER_PARAMETERS_PATH,

@@ -1,4 +1,12 @@
-import { CapacityError, QuotaError, RateLimitError } from "@dispatch-cloud/cloud-driver-api";
+import {
+  CapacityError,
+  QuotaError,
+  RateLimitError,
+  ThrottleBackoff,
+} from "@dispatch-cloud/cloud-driver-api";
+
+// Shared with the other drivers; re-exported so this package's API stays as it was.
+export { ThrottleBackoff };
 
 /** The AWS SDK's default set of throttling error codes. */
 export const THROTTLE_CODES: ReadonlySet<string> = new Set([
@@ -26,28 +34,6 @@ export const QUOTA_CODES: ReadonlySet<string> = new Set([
   "InsufficientVolumeCapacity",
   "MaxSpotInstanceCountExceeded",
 ]);
-
-const THROTTLE_MIN_MS = 1_000;
-const THROTTLE_MAX_MS = 60_000;
-
-/**
- * How long to wait after consecutive throttling errors: d ← d×1.5 + 1 s within [1 s, 60 s]
- * (1 s, 2.5 s, 4.75 s, …), back to 0 after any other outcome. Create and list keep one each.
- */
-export class ThrottleBackoff {
-  #delayMs = 0;
-  get delayMs(): number {
-    return this.#delayMs;
-  }
-  next(): number {
-    const d = this.#delayMs * 1.5 + 1_000;
-    this.#delayMs = Math.min(THROTTLE_MAX_MS, Math.max(THROTTLE_MIN_MS, d));
-    return this.#delayMs;
-  }
-  reset(): void {
-    this.#delayMs = 0;
-  }
-}
 
 /** The code and message of an AWS API error (SDK v3 puts the code in `name`), if it is one. */
 export function awsErrorCode(err: unknown): { code: string; message: string } | undefined {

@@ -18,6 +18,7 @@ import {
   readParameters as readAzureParameters,
 } from "@dispatch-cloud/driver-azure";
 import { ec2Driver } from "@dispatch-cloud/driver-ec2";
+import { gceDriver } from "@dispatch-cloud/driver-gce";
 import { loopbackDriver } from "@dispatch-cloud/driver-loopback";
 import { stubDriverDefinition } from "@dispatch-cloud/driver-stub";
 import type { Scheduler } from "@dispatch-cloud/scheduler";
@@ -65,6 +66,7 @@ export function defaultDrivers(): DriverRegistry {
       parameterKeys: AZURE_PARAMETER_KEYS,
       parseParameters: (p) => readAzureParameters(p, { credentialInjected: false }),
     },
+    gce: gceDriver,
     // Arvados's loopback driver reads no DriverParameters either.
     loopback: { create: loopbackDriver, parameterKeys: [], parseParameters: () => undefined },
     stub: stubDriverDefinition,
@@ -114,7 +116,7 @@ export interface DispatcherOptions {
   readonly clock?: Clock;
   /** The runner `/proc/self/exe` stands for (default: the bundled apps/crunch-run build). */
   readonly runnerBinaryPath?: string;
-  /** The drivers by name (default: ec2, azure, loopback, stub). Tests inject a shared stub cloud. */
+  /** The drivers by name (default: ec2, azure, gce, loopback, stub). Tests inject a shared stub cloud. */
   readonly drivers?: DriverRegistry;
   /** Metrics registry (default: a fresh one). */
   readonly registry?: Registry;

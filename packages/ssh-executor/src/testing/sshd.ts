@@ -1,7 +1,8 @@
 /*
  * A real OpenSSH server for tests: its own config, host key and authorized_keys in a temp dir,
  * in the foreground on a free loopback port. Needs Debian's openssh-server and root (the
- * per-connection privilege separation and, for `instanceSecret`, a private mount namespace).
+ * per-connection privilege separation and, for `instanceSecret` or `runDir`, a private mount
+ * namespace).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
@@ -20,6 +21,11 @@ export interface SshdOptions {
    * /var/run/arvados-instance-secret) holds this value, leaving the machine's /run alone.
    */
   readonly instanceSecret?: string;
+  /**
+   * A directory to serve as /run in sshd's private mount namespace, as a booted VM's own /run
+   * (e.g. what its startup script wrote there). `instanceSecret`, if also given, is added to it.
+   */
+  readonly runDir?: string;
   /** More public keys (OpenSSH one-line format) to authorize besides the generated one. */
   readonly authorizedKeys?: readonly string[];
   /** Extra sshd_config lines, e.g. `SetEnv PATH=/shim:/usr/bin:/bin`. */
@@ -77,10 +83,12 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     [publicKey, ...(options.authorizedKeys ?? [])].join("\n") + "\n",
   );
 
-  let runDir: string | undefined;
-  if (options.instanceSecret !== undefined) {
-    runDir = path.join(dir, "run");
+  const runDir =
+    options.runDir ?? (options.instanceSecret !== undefined ? path.join(dir, "run") : undefined);
+  if (runDir !== undefined) {
     await mkdir(path.join(runDir, "sshd"), { recursive: true, mode: 0o755 });
+  }
+  if (runDir !== undefined && options.instanceSecret !== undefined) {
     await writeFile(path.join(runDir, "arvados-instance-secret"), options.instanceSecret, {
       mode: 0o600,
     });

@@ -1,0 +1,35 @@
+// Helpers for the tests that run cloudtest against a real driver and an sshd "VM".
+import net from "node:net";
+import { main, type CliIo } from "../main.js";
+
+/** A free TCP port on 127.0.0.1 (for the SSHPort every test VM's sshd also listens on). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** cloudtest in-process with `yaml` on stdin (`-config -`) and `args`; never prompts. */
+export async function runCloudtest(
+  args: readonly string[],
+  yaml: string,
+  io: Partial<CliIo> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const code = await main(["-config", "-", ...args], {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    env: {},
+    readStdin: () => Promise.resolve(yaml),
+    waitForEnter: () => Promise.resolve(),
+    pid: process.pid,
+    ...io,
+  });
+  return { code, stdout, stderr };
+}
