@@ -15,6 +15,7 @@ import { testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { createStubCloud, type FakeVm, type StubCloud } from "@dispatch-cloud/driver-stub/testing";
 import { afterEach, describe, expect, test } from "vitest";
 import { main, type CliIo } from "./main.js";
+import { runCloudtest } from "./testing/cli.js";
 
 // In-process runs of the whole CLI on the stub cloud. Each fake VM is a real ssh2 server on
 // 127.0.0.1, so the boot probe and the secret check go over real SSH; cloud time is virtual.
@@ -144,20 +145,12 @@ async function run(
   yaml: string,
   io: Partial<CliIo> & { clock?: VirtualClock } = {},
 ): Promise<Outcome> {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(["-config", "-", ...args], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    env: {},
-    readStdin: () => Promise.resolve(yaml),
-    waitForEnter: () => Promise.resolve(),
+  return runCloudtest(args, yaml, {
     pid: PID,
     clock: new VirtualClock(),
     newSecret: () => SECRET,
     ...io,
   });
-  return { code, stdout, stderr };
 }
 
 /** The summary's line for a step. */

@@ -34,6 +34,35 @@ export function abortReason(signal: AbortSignal): Error {
   return err;
 }
 
+/**
+ * `p`'s outcome, unless `signal` aborts first: then a rejection with `reason()` (by default the
+ * signal's reason). `p` itself is not stopped; its late outcome is ignored.
+ */
+export function raceAbort<T>(
+  p: Promise<T>,
+  signal: AbortSignal,
+  reason: () => Error = () => abortReason(signal),
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(reason());
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
 /** Real time. */
 export const systemClock: Clock & Timers = {
   now: () => Date.now(),

@@ -7,7 +7,14 @@ export {
   type InstanceSetId,
 } from "./ids.js";
 export { silentLogger, type Logger } from "./logger.js";
-export { abortReason, systemClock, type Clock, type TimerHandle, type Timers } from "./clock.js";
+export {
+  abortReason,
+  raceAbort,
+  systemClock,
+  type Clock,
+  type TimerHandle,
+  type Timers,
+} from "./clock.js";
 export { GO_ZERO_TIME, goJson, goJsonLine, goTime } from "./go-json.js";
 export { instanceTypeJson, type GpuFeatures, type InstanceType } from "./instance-type.js";
 export {

@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import {
-  abortReason,
+  raceAbort,
   type Clock,
   type ExecResult,
   type ExecuteOptions,
@@ -120,24 +120,6 @@ export class InProcessExecutor {
     this.#connected = vm;
     return vm;
   }
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 /** An ExecutorFactory whose executors run commands in-process against `cloud`'s fake VMs. */

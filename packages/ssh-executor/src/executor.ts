@@ -1,6 +1,7 @@
 import { constants as osConstants } from "node:os";
 import { Readable, pipeline } from "node:stream";
 import {
+  raceAbort,
   systemClock,
   type ExecResult,
   type ExecuteOptions,
@@ -546,27 +547,6 @@ export function classifyClientError(
       what = "cannot connect";
   }
   return new SshExecutorError(kind, name, `${what}: ${err.message}`, { cause: err });
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(onAbort());
-    if (signal.aborted) {
-      abort();
-      return;
-    }
-    signal.addEventListener("abort", abort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", abort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", abort);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 function endClient(client: Client): Promise<void> {
