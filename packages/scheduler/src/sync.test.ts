@@ -1,4 +1,4 @@
-import type { ContainerState } from "@dispatch-cloud/arvados-types";
+import type { ContainerState, ContainerUuid } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it } from "vitest";
 import { Scheduler } from "./scheduler.js";
 import {
@@ -36,6 +36,15 @@ async function flush() {
 type Run = "no" | "running" | "exited-fresh" | "exited-stale";
 const u = fixtureUuid(1);
 
+/** A container needing one VCPU and a byte of RAM: it fits the one fixture type. */
+function oneVcpu(
+  uuid: ContainerUuid,
+  state: ContainerState,
+  priority: number,
+): Omit<FakeContainer, "scheduling_parameters" | "created_at"> {
+  return { uuid, state, priority, runtime_constraints: { vcpus: 1, ram: 1 } };
+}
+
 describe("syncer action table", () => {
   const cases: {
     state: ContainerState;
@@ -68,12 +77,7 @@ describe("syncer action table", () => {
     "$state prio $prio $run unknown=$unknown → $want",
     async ({ state, prio, run, unknown, want }) => {
       const s = setup();
-      s.queue.add({
-        uuid: u,
-        state: "Queued",
-        priority: prio,
-        runtime_constraints: { vcpus: 1, ram: 1 },
-      });
+      s.queue.add(oneVcpu(u, "Queued", prio));
       await s.queue.update();
       s.queue.set(u, { state });
       if (unknown) s.pool.addWorker(fixtureType(1), "unknown");
@@ -110,12 +114,7 @@ describe("syncer action table", () => {
 describe("stale-lock fixer", () => {
   it("does nothing without unknown workers", async () => {
     const s = setup();
-    s.queue.add({
-      uuid: u,
-      state: "Locked",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Locked", 1));
     await s.queue.update();
     await s.sched.fixStaleLocks();
     expect(s.queue.changes).toEqual([]);
@@ -124,18 +123,8 @@ describe("stale-lock fixer", () => {
   it("waits for unknown workers, then unlocks what none of them runs", async () => {
     const s = setup();
     const v = fixtureUuid(2);
-    s.queue.add({
-      uuid: u,
-      state: "Locked",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
-    s.queue.add({
-      uuid: v,
-      state: "Locked",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Locked", 1));
+    s.queue.add(oneVcpu(v, "Locked", 1));
     const w1 = s.pool.addWorker(fixtureType(1), "unknown");
     const w2 = s.pool.addWorker(fixtureType(1), "unknown");
     await s.queue.update();
@@ -155,12 +144,7 @@ describe("stale-lock fixer", () => {
 
   it("gives up waiting after StaleLockTimeout", async () => {
     const s = setup();
-    s.queue.add({
-      uuid: u,
-      state: "Locked",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Locked", 1));
     s.pool.addWorker(fixtureType(1), "unknown");
     await s.queue.update();
     const done = s.sched.fixStaleLocks();
@@ -177,12 +161,7 @@ describe("stale-lock fixer", () => {
 describe("a lock already in flight", () => {
   it("is neither retried nor preceded by another kill check on the next pass", async () => {
     const s = setup();
-    s.queue.add({
-      uuid: u,
-      state: "Queued",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Queued", 1));
     await s.queue.update();
     s.queue.hold();
     await s.sched.runQueue();
@@ -201,12 +180,7 @@ describe("a lock already in flight", () => {
 describe("run loop", () => {
   it("polls, fixes stale locks, locks, and starts the container on the pass after the lock", async () => {
     const s = setup();
-    s.queue.add({
-      uuid: u,
-      state: "Queued",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Queued", 1));
     s.pool.addWorker(fixtureType(1));
     s.queue.hold();
     s.sched.start();

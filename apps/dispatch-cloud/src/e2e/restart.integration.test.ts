@@ -45,14 +45,18 @@ describe("restart", () => {
         runtime_constraints: { vcpus: 1, ram: 64 << 20 },
       }),
     );
-    await vi.waitFor(
-      async () => {
-        const page = await peer.client.containers.list({
+    /** The containers' records, in the controller's order. */
+    const records = async () =>
+      (
+        await peer.client.containers.list({
           filters: [["uuid", "in", uuids]],
           select: ["uuid", "state"],
           limit: N,
-        });
-        expect(page.items.filter((c) => c.state === "Running")).toHaveLength(N);
+        })
+      ).items;
+    await vi.waitFor(
+      async () => {
+        expect((await records()).filter((c) => c.state === "Running")).toHaveLength(N);
       },
       { timeout: 30_000, interval: 100 },
     );
@@ -75,12 +79,7 @@ describe("restart", () => {
       );
       await vi.waitFor(
         async () => {
-          const page = await peer.client.containers.list({
-            filters: [["uuid", "in", uuids]],
-            select: ["uuid", "state"],
-            limit: N,
-          });
-          expect(page.items.map((c) => c.state)).toEqual(Array(N).fill("Complete"));
+          expect((await records()).map((c) => c.state)).toEqual(Array(N).fill("Complete"));
         },
         { timeout: 30_000, interval: 100 },
       );

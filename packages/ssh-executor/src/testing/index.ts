@@ -7,3 +7,4 @@ export {
   type FakeSshServerOptions,
 } from "./fake-server.js";
 export { rejection } from "./rejection.js";
+export { sshCommand, type SshCommandTarget } from "./ssh-command.js";
