@@ -301,15 +301,21 @@ describe("Supervisors (SupervisorFraction 0.2, MaxInstances 10)", () => {
 });
 
 describe("503 quiet period", () => {
-  it("with maxContainers 3 after a recent 503 and 2 already running, the third starts", async () => {
-    let last503: Date | null = null;
+  /** Four containers running on four instances, and a 503 seen just before the first pass. */
+  async function fourRunningAfter503() {
+    const last503 = new Date(0);
     const s = setup(types(1, 2), 1, { maxInstances: 10, last503: () => last503 });
     for (let p = 1; p <= 4; p++) {
       s.add(10 + p, "Running", 1, 1, 1);
       s.pool.addWorker(fixtureType(1), "running", "run", [fixtureUuid(10 + p)]);
     }
-    last503 = new Date(s.clock.now());
+    last503.setTime(s.clock.now());
     await s.pass();
+    return { s, last503 };
+  }
+
+  it("with maxContainers 3 after a recent 503 and 2 already running, the third starts", async () => {
+    const { s, last503 } = await fourRunningAfter503();
     expect(s.sched.maxConcurrentContainers()).toBe(3);
     // Two finish; a Locked container waits on an idle instance, 30 s later (still quiet).
     for (const p of [13, 14]) {
@@ -330,14 +336,7 @@ describe("503 quiet period", () => {
   });
 
   it("a fourth would not start within the quiet minute, and the cap rises after it", async () => {
-    let last503: Date | null = null;
-    const s = setup(types(1, 2), 1, { maxInstances: 10, last503: () => last503 });
-    for (let p = 1; p <= 4; p++) {
-      s.add(10 + p, "Running", 1, 1, 1);
-      s.pool.addWorker(fixtureType(1), "running", "run", [fixtureUuid(10 + p)]);
-    }
-    last503 = new Date(s.clock.now());
-    await s.pass();
+    const { s } = await fourRunningAfter503();
     s.add(1, "Locked", 5, 1, 1);
     s.pool.addWorker(fixtureType(1));
     await s.pass();

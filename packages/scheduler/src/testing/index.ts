@@ -129,6 +129,26 @@ export function fixtureUuid(i: number): ContainerUuid {
   return `zzzzz-dz642-${String(i).padStart(15, "0")}` as ContainerUuid;
 }
 
+/** A Locked, priority-1 queue entry for `fixtureUuid(n)` with the given types and needs. */
+export function fixtureEntry(
+  n: number,
+  instanceTypes: readonly InstanceType[],
+  instanceResources: InstanceResources,
+): QueueEntry {
+  return {
+    container: {
+      uuid: fixtureUuid(n),
+      state: "Locked",
+      priority: 1,
+      scheduling_parameters: {},
+      created_at: "2026-01-01T00:00:00Z",
+    },
+    instanceTypes,
+    instanceResources,
+    firstSeenAt: new Date(0),
+  };
+}
+
 export interface FakeContainer extends QueuedContainer {
   state: ContainerState;
   priority: number;
