@@ -1,31 +1,9 @@
 import type { ContainerState, ContainerUuid } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it } from "vitest";
-import { Scheduler } from "./scheduler.js";
-import {
-  FakeQueue,
-  fixtureType,
-  fixtureUuid,
-  ManualClock,
-  RecordingLogger,
-  StubPool,
-  type FakeContainer,
-} from "./testing/index.js";
+import { fixtureType, fixtureUuid, testScheduler, type FakeContainer } from "./testing/index.js";
 
 function setup() {
-  const clock = new ManualClock();
-  const types = [fixtureType(1)];
-  const queue = new FakeQueue(types, clock);
-  const pool = new StubPool();
-  const logger = new RecordingLogger();
-  const sched = new Scheduler<FakeContainer>({
-    queue,
-    pool,
-    logger,
-    instanceTypes: types,
-    clock,
-    staleLockTimeoutMs: 60_000,
-  });
-  return { clock, queue, pool, logger, sched };
+  return testScheduler([fixtureType(1)], { staleLockTimeoutMs: 60_000 });
 }
 
 /** Let pending promise callbacks and I/O-free tasks run (no time passes). */

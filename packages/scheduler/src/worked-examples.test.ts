@@ -3,16 +3,8 @@
 import type { ContainerState, InstanceType } from "@dispatch-cloud/arvados-types";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { Scheduler, type SchedulerOptions } from "./scheduler.js";
-import {
-  FakeQueue,
-  fixtureType,
-  fixtureUuid,
-  ManualClock,
-  RecordingLogger,
-  StubPool,
-  type FakeContainer,
-} from "./testing/index.js";
+import type { SchedulerOptions } from "./scheduler.js";
+import { fixtureType, fixtureUuid, testScheduler, type FakeContainer } from "./testing/index.js";
 
 const GiB = 2 ** 30;
 
@@ -21,17 +13,9 @@ function setup(
   factor: number,
   opts: Partial<SchedulerOptions<FakeContainer>> = {},
 ) {
-  const clock = new ManualClock();
-  const queue = new FakeQueue(types, clock, factor);
-  const pool = new StubPool();
-  const logger = new RecordingLogger();
   const registry = new Registry();
-  const sched = new Scheduler<FakeContainer>({
-    queue,
-    pool,
-    logger,
-    instanceTypes: types,
-    clock,
+  const { clock, queue, pool, logger, sched } = testScheduler(types, {
+    maxPriceFactor: factor,
     registry,
     ...opts,
   });

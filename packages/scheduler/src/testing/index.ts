@@ -22,6 +22,7 @@ import {
   type WorkerState,
 } from "@dispatch-cloud/arvados-types";
 import type { ContainerQueue, WorkerPool } from "../ports.js";
+import { Scheduler, type SchedulerOptions } from "../scheduler.js";
 
 export class ManualClock implements Clock, Timers {
   private t: number;
@@ -458,4 +459,28 @@ export class Rng {
     if (x === undefined) throw new Error("pick from an empty list");
     return x;
   }
+}
+
+/**
+ * A scheduler over a FakeQueue and a StubPool on a ManualClock, logging to a RecordingLogger;
+ * `maxPriceFactor` is the queue's MaximumPriceFactor, the rest are the scheduler's options.
+ */
+export function testScheduler(
+  instanceTypes: InstanceType[],
+  opts: Partial<SchedulerOptions<FakeContainer>> & { readonly maxPriceFactor?: number } = {},
+) {
+  const { maxPriceFactor, ...options } = opts;
+  const clock = new ManualClock();
+  const queue = new FakeQueue(instanceTypes, clock, maxPriceFactor);
+  const pool = new StubPool();
+  const logger = new RecordingLogger();
+  const sched = new Scheduler<FakeContainer>({
+    queue,
+    pool,
+    logger,
+    instanceTypes,
+    clock,
+    ...options,
+  });
+  return { clock, queue, pool, logger, sched };
 }
