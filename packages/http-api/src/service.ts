@@ -68,20 +68,10 @@ export function serviceFramework(o: ServiceOptions): ServiceFramework {
       ? undefined
       : new RequestLimiter({ ...o.limits, ...(o.registry ? { registry: o.registry } : {}) });
   // Go summaries without objectives: only _sum and _count.
-  const duration = new Summary({
-    name: "request_duration_seconds",
-    help: "Summary of request duration.",
-    labelNames: ["code", "method"],
-    percentiles: [],
-    registers,
-  });
-  const ttfb = new Summary({
-    name: "time_to_status_seconds",
-    help: "Summary of request TTFB.",
-    labelNames: ["code", "method"],
-    percentiles: [],
-    registers,
-  });
+  const byStatus = (name: string, help: string) =>
+    new Summary({ name, help, labelNames: ["code", "method"], percentiles: [], registers });
+  const duration = byStatus("request_duration_seconds", "Summary of request duration.");
+  const ttfb = byStatus("time_to_status_seconds", "Summary of request TTFB.");
   const oldest = (pick: (a: Active) => number | null) => () => {
     let min: number | null = null;
     for (const a of active) {

@@ -84,30 +84,24 @@ export class PoolMetrics {
       registers,
     });
     for (const s of WORKER_STATES) this.instancesDisappeared.inc({ state: s }, 0);
-    this.timeToSsh = new Summary({
-      name: `${PREFIX}instances_time_to_ssh_seconds`,
-      help: "Number of seconds between instance creation and the first successful SSH connection.",
-      registers,
-      ...summaryOptions,
-    });
-    this.timeToReady = new Summary({
-      name: `${PREFIX}instances_time_to_ready_for_container_seconds`,
-      help: "Number of seconds between the first successful SSH connection and ready to run a container.",
-      registers,
-      ...summaryOptions,
-    });
-    this.timeFromShutdownToGone = new Summary({
-      name: `${PREFIX}instances_time_from_shutdown_request_to_disappearance_seconds`,
-      help: "Number of seconds between the first shutdown attempt and the disappearance of the worker.",
-      registers,
-      ...summaryOptions,
-    });
-    this.timeFromQueueToCrunchRun = new Summary({
-      name: `${PREFIX}containers_time_from_queue_to_crunch_run_seconds`,
-      help: "Number of seconds between the queuing of a container and the start of crunch-run.",
-      registers,
-      ...summaryOptions,
-    });
+    const summary = (name: string, help: string) =>
+      new Summary({ name: `${PREFIX}${name}`, help, registers, ...summaryOptions });
+    this.timeToSsh = summary(
+      "instances_time_to_ssh_seconds",
+      "Number of seconds between instance creation and the first successful SSH connection.",
+    );
+    this.timeToReady = summary(
+      "instances_time_to_ready_for_container_seconds",
+      "Number of seconds between the first successful SSH connection and ready to run a container.",
+    );
+    this.timeFromShutdownToGone = summary(
+      "instances_time_from_shutdown_request_to_disappearance_seconds",
+      "Number of seconds between the first shutdown attempt and the disappearance of the worker.",
+    );
+    this.timeFromQueueToCrunchRun = summary(
+      "containers_time_from_queue_to_crunch_run_seconds",
+      "Number of seconds between the queuing of a container and the start of crunch-run.",
+    );
     this.runProbeDuration = new Summary({
       name: `${PREFIX}instances_run_probe_duration_seconds`,
       help: "Number of seconds per runProbe.",
