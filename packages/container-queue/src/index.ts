@@ -14,4 +14,4 @@ export {
   type Selection,
   type SelectionInputs,
 } from "./select.js";
-export type * from "./types.js";
+export { POLLED_FIELDS, type PolledContainer, type SelectionConfig } from "./types.js";

@@ -12,7 +12,7 @@ import {
 import { Gauge, type Registry } from "prom-client";
 import { ContainerQueueError } from "./errors.js";
 import { chooseInstanceTypes, sortTypes } from "./select.js";
-import type { PolledContainer, SelectionConfig } from "./types.js";
+import { POLLED_FIELDS, type PolledContainer, type SelectionConfig } from "./types.js";
 
 /** The client calls the queue makes. */
 export type QueueClient = Pick<ArvadosClient, "containers" | "apiClientAuthorizations">;
@@ -27,15 +27,6 @@ export interface ContainerQueueOptions {
   readonly now?: () => number;
 }
 
-const pollSelect = [
-  "uuid",
-  "state",
-  "priority",
-  "runtime_constraints",
-  "container_image",
-  "scheduling_parameters",
-  "created_at",
-] as const;
 const pageSize = 1000;
 /** Fetch more "available" pages only until this many non-supervisor containers are known. */
 const queuedContainersTarget = 100;
@@ -161,7 +152,7 @@ export class ContainerQueue {
     for (;;) {
       const page = await this.client.containers.list(
         {
-          select: pollSelect,
+          select: POLLED_FIELDS,
           count: "none",
           order: "priority desc",
           limit: pageSize,
@@ -237,7 +228,7 @@ export class ContainerQueue {
     for (;;) {
       const page = await this.client.containers.list(
         {
-          select: pollSelect,
+          select: POLLED_FIELDS,
           count: "none",
           order: "uuid",
           ...(limit === undefined ? {} : { limit }),

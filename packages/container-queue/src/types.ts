@@ -1,16 +1,20 @@
 import type { Container, InstanceType } from "@dispatch-cloud/arvados-types";
 
-/** The container fields a poll selects, plus `locked_by_uuid` from lock/unlock/cancel answers. */
-export type PolledContainer = Pick<
-  Container,
-  | "uuid"
-  | "state"
-  | "priority"
-  | "runtime_constraints"
-  | "container_image"
-  | "scheduling_parameters"
-  | "created_at"
-> & { readonly locked_by_uuid?: string | null };
+/** The container fields a poll selects (`select`). */
+export const POLLED_FIELDS = [
+  "uuid",
+  "state",
+  "priority",
+  "runtime_constraints",
+  "container_image",
+  "scheduling_parameters",
+  "created_at",
+] as const;
+
+/** The fields a poll selects, plus `locked_by_uuid` from lock/unlock/cancel answers. */
+export type PolledContainer = Pick<Container, (typeof POLLED_FIELDS)[number]> & {
+  readonly locked_by_uuid?: string | null;
+};
 
 /** The config values type selection uses (`Containers.*`), passed in by the caller. */
 export interface SelectionConfig {
