@@ -7,8 +7,14 @@ import path from "node:path";
 const root = path.resolve(import.meta.dirname, "..");
 const SCOPE = "@dispatch-cloud/";
 
-// Which workspace packages each library's source may import. Apps may import any library.
+// The shared vocabulary (like Arvados's sdk/go/arvados): every package may import it, and it
+// imports no workspace package itself.
+const GROUND_FLOOR = "arvados-types";
+
+// Which workspace packages each library's source may import, besides the ground floor. Apps may
+// import any library.
 const allowed = {
+  [GROUND_FLOOR]: [],
   config: [],
   "cloud-driver-api": [],
   "ssh-executor": [],
@@ -20,7 +26,7 @@ const allowed = {
   "driver-azure": ["cloud-driver-api"],
   "driver-gce": ["cloud-driver-api"],
   "worker-pool": ["cloud-driver-api"],
-  "container-queue": ["arvados-client", "config"],
+  "container-queue": ["arvados-client"],
   scheduler: [],
   "http-api": [],
   "cluster-lock": [],
@@ -97,6 +103,10 @@ for (const { kind, name, dir } of [...workspaceDirs("packages"), ...workspaceDir
     for (const m of text.matchAll(importRe)) {
       const spec = m[1] ?? m[2] ?? m[3];
       if (!spec || spec.startsWith(".") || spec.startsWith("node:")) continue;
+      if (name === GROUND_FLOOR && !isTest) {
+        problems.push(`${rel}: ${GROUND_FLOOR} imports nothing but Node's built-ins, not ${spec}`);
+        continue;
+      }
       const bare = spec.startsWith("@")
         ? spec.split("/").slice(0, 2).join("/")
         : spec.split("/")[0];
@@ -105,7 +115,11 @@ for (const { kind, name, dir } of [...workspaceDirs("packages"), ...workspaceDir
         if (!declared.has(bare) && target !== name) {
           problems.push(`${rel}: imports ${spec} but package.json does not declare ${bare}`);
         }
-        if (kind === "packages" && !isTest && target !== name && !allowed[name]?.includes(target)) {
+        const mayImport =
+          target === name ||
+          (target === GROUND_FLOOR && name !== GROUND_FLOOR) ||
+          allowed[name]?.includes(target);
+        if (kind === "packages" && !isTest && !mayImport) {
           problems.push(
             `${rel}: ${name} may not import ${spec} (allowed: ${(allowed[name] ?? []).join(", ") || "none"})`,
           );

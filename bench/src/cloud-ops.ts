@@ -2,6 +2,7 @@
 // filter) over the stub cloud, hit with a burst of creates, lists, tag updates and destroys.
 // The stub records the moment each call reaches the "cloud"; we check that no one-second window
 // holds more than MaxCloudOpsPerSecond of them.
+import { silentLogger } from "@dispatch-cloud/arvados-types";
 import {
   decorateInstanceSet,
   initCommandWithSecret,
@@ -11,7 +12,7 @@ import {
 import { createStubCloud } from "@dispatch-cloud/driver-stub/testing";
 import { Registry } from "prom-client";
 import { instanceTypes } from "./fixtures.js";
-import { emit, maxInWindow, progress, silentLogger, stopSignal } from "./lib.js";
+import { emit, maxInWindow, progress, stopSignal } from "./lib.js";
 
 const NAME = "cloud-ops";
 const MAX_OPS = 10;

@@ -1,6 +1,7 @@
 // Deterministic workloads shared by the benchmarks: a catalogue of instance types shaped like
 // a cloud's (families × sizes) and a mix of container requests.
-import type { InstanceType } from "@dispatch-cloud/cloud-driver-api";
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
+import type { SelectionInputs } from "@dispatch-cloud/container-queue";
 import { GiB, prng } from "./lib.js";
 
 const sizes = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256];
@@ -50,29 +51,10 @@ export function instanceTypes(count: number): InstanceType[] {
   return out;
 }
 
-/** A container request as the controller sends it (the fields selection reads). */
-export interface ContainerRequestShape {
-  readonly runtime_constraints: {
-    readonly ram: number;
-    readonly vcpus: number;
-    readonly keep_cache_ram?: number;
-    readonly gpu?: {
-      readonly stack?: string;
-      readonly driver_version?: string;
-      readonly hardware_target?: readonly string[];
-      readonly device_count?: number;
-      readonly vram?: number;
-    };
-  };
-  readonly container_image: string;
-  readonly mounts: Record<string, { kind: string; capacity?: number }>;
-  readonly scheduling_parameters: { preemptible?: boolean };
-}
-
 /** `n` container requests: mostly small, some large, a few GPU and preemptible ones. */
-export function containerRequests(n: number, seed = 42): ContainerRequestShape[] {
+export function containerRequests(n: number, seed = 42): SelectionInputs[] {
   const rnd = prng(seed);
-  const out: ContainerRequestShape[] = [];
+  const out: SelectionInputs[] = [];
   for (let i = 0; i < n; i++) {
     const vcpus = [1, 1, 1, 2, 2, 4, 4, 8, 16, 32][Math.floor(rnd() * 10)]!;
     const ram = Math.floor((0.5 + rnd() * 4 * vcpus) * GiB);

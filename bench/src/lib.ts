@@ -2,6 +2,7 @@
 // SIGINT/SIGTERM, statistics, and the JSON result that scripts/bench.mjs collects.
 import { setMaxListeners } from "node:events";
 import { writeFileSync } from "node:fs";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 
 /** One row of docs/benchmarks.md. */
 export interface Row {
@@ -120,22 +121,6 @@ export const GiB = 2 ** 30;
 export function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
-
-/** A logger that drops everything (libraries log per container; the console would dominate). */
-export interface Logger {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-  child(fields: Record<string, unknown>): Logger;
-}
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child: () => silentLogger,
-};
 
 /** Counts warnings and errors, so a benchmark can say whether the system complained. */
 export function countingLogger(): Logger & { warnings: number; errors: number; last: string[] } {

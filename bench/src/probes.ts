@@ -3,13 +3,12 @@
 // SSH executor (one live connection per VM, as in production); BENCH_PROBE_EXECUTOR=inprocess
 // uses the stub's in-process executor instead. Probe launches are timed where the pool's
 // commands leave it, and checked against MaxProbesPerSecond in every one-second window.
+import { instanceSetId, systemClock, type InstanceType } from "@dispatch-cloud/arvados-types";
 import {
+  createTags,
   generateEd25519KeyPair,
   initCommandWithSecret,
-  instanceSetId,
-  systemClock,
   tagKeys,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { createStubCloud, inProcessExecutorFactory } from "@dispatch-cloud/driver-stub/testing";
 import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
@@ -57,12 +56,7 @@ for (let i = 0; i < VMS && !signal.aborted; i += 50) {
       return cloud.instanceSet.create({
         instanceType: t,
         imageId: "img-bench",
-        tags: {
-          [keys.instanceSetId]: SET,
-          [keys.instanceType]: t.Name,
-          [keys.idleBehavior]: "run",
-          [keys.instanceSecret]: secret,
-        },
+        tags: createTags(keys, SET, t, secret),
         initCommand: initCommandWithSecret(secret, ""),
         publicKey: key.publicKey,
       });

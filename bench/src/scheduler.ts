@@ -5,12 +5,10 @@
 import { readFileSync } from "node:fs";
 import { Session, type Profiler } from "node:inspector/promises";
 import { fileURLToPath } from "node:url";
-import { chooseInstanceTypes, sortTypes } from "@dispatch-cloud/container-queue";
 import {
-  Scheduler,
   containerUuid,
   instanceId,
-  type ContainerQueue,
+  pendingInstanceView,
   type ContainerState,
   type ContainerUuid,
   type InstanceId,
@@ -20,12 +18,14 @@ import {
   type QueueOpResult,
   type QueueSnapshot,
   type QueuedContainer,
-  type WorkerPool,
   type WorkerState,
-} from "@dispatch-cloud/scheduler";
+  silentLogger,
+} from "@dispatch-cloud/arvados-types";
+import { chooseInstanceTypes, sortTypes } from "@dispatch-cloud/container-queue";
+import { Scheduler, type ContainerQueue, type WorkerPool } from "@dispatch-cloud/scheduler";
 import { ManualClock } from "@dispatch-cloud/scheduler/testing";
 import { containerRequests, instanceTypes, selectionDefaults } from "./fixtures.js";
-import { emit, ms, percentile, prng, progress, silentLogger, since, stopSignal } from "./lib.js";
+import { emit, ms, percentile, prng, progress, since, stopSignal } from "./lib.js";
 
 const NAME = "scheduler";
 const TYPES = 100;
@@ -93,14 +93,7 @@ class FrozenPool implements WorkerPool {
     if (this.budget <= 0) return null;
     this.budget--;
     this.creates++;
-    return {
-      instance: instanceId(""),
-      price: type.Price,
-      arvados_instance_type: type.Name,
-      worker_state: "booting",
-      idle_behavior: "run",
-      running_container_uuids: null,
-    };
+    return pendingInstanceView(type);
   }
   shutdown(): boolean {
     return false;
@@ -154,7 +147,7 @@ function buildWorld(n: number) {
         uuid: fixtureUuid(i),
         state,
         priority: 1 + Math.floor(rnd() * 1000),
-        scheduling_parameters: reqs[i]!.scheduling_parameters,
+        scheduling_parameters: reqs[i]!.scheduling_parameters ?? {},
         created_at: new Date(t0 + i * 10).toISOString(),
       },
       instanceTypes: sel.types,
@@ -185,22 +178,18 @@ function buildWorld(n: number) {
       const r = byIndex[i]!;
       running.set(r.container.uuid, null);
       views.push({
+        ...pendingInstanceView(r.instanceTypes[0]!),
         instance: id,
-        price: r.instanceTypes[0]!.Price,
-        arvados_instance_type: r.instanceTypes[0]!.Name,
         worker_state: "running",
-        idle_behavior: "run",
         running_container_uuids: [r.container.uuid],
       });
       continue;
     }
     const t = ent.instanceTypes[0]!;
     views.push({
+      ...pendingInstanceView(t),
       instance: id,
-      price: t.Price,
-      arvados_instance_type: t.Name,
       worker_state: states[i % states.length]!,
-      idle_behavior: "run",
       running_container_uuids: [],
     });
   }

@@ -2,22 +2,13 @@
 // harness): commands per second over one connection, sequential and concurrent, and the time
 // to set up a connection.
 import {
-  createSshExecutorFactory,
-  type Executor,
   type ExecutorTarget,
   type HostKeyVerdict,
-} from "@dispatch-cloud/ssh-executor";
-import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
-import {
-  emit,
-  ms,
-  percentile,
-  progress,
   silentLogger,
-  since,
-  stopSignal,
-  type Row,
-} from "./lib.js";
+} from "@dispatch-cloud/arvados-types";
+import { createSshExecutorFactory, type SshExecutor } from "@dispatch-cloud/ssh-executor";
+import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
+import { emit, ms, percentile, progress, since, stopSignal, type Row } from "./lib.js";
 
 const NAME = "ssh";
 const PHASE_MS = 5_000;
@@ -38,7 +29,7 @@ function target(sshd: Sshd, verdict: HostKeyVerdict["kind"]): ExecutorTarget {
 }
 
 /** Runs `true` with `inFlight` commands outstanding for PHASE_MS; returns commands/s and latencies. */
-async function throughput(ex: Executor, inFlight: number) {
+async function throughput(ex: SshExecutor, inFlight: number) {
   const latencies: number[] = [];
   const end = Date.now() + PHASE_MS;
   const t0 = process.hrtime.bigint();

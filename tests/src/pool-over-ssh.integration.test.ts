@@ -12,33 +12,36 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  instanceSetId,
+  type InstanceType,
+  type InstanceView,
+  type Timers as ExecutorClock,
+} from "@dispatch-cloud/arvados-types";
+import { describe, expect, it, vi } from "vitest";
 import { Registry } from "prom-client";
 import {
   INSTANCE_SECRET_PATH,
+  createTags,
   generateEd25519KeyPair,
   initCommandWithSecret,
-  instanceSetId,
   tagKeys,
-  type InstanceType,
   type SshKeyPair,
 } from "@dispatch-cloud/cloud-driver-api";
 import {
   ManualClock,
+  cleanupAfterEach,
   recordingLogger,
+  testInstanceType,
   type LogEntry,
 } from "@dispatch-cloud/cloud-driver-api/testing";
 import { createStubCloud, type FakeVm, type StubCloud } from "@dispatch-cloud/driver-stub/testing";
 import type { StubParameters } from "@dispatch-cloud/driver-stub";
-import {
-  createSshExecutorFactory,
-  type Clock as ExecutorClock,
-} from "@dispatch-cloud/ssh-executor";
+import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
 import {
   WorkerPool,
   detachStdin,
   installCommand,
-  type InstanceView,
   type WorkerPoolConfig,
 } from "@dispatch-cloud/worker-pool";
 
@@ -60,18 +63,12 @@ const TIMEOUT_SHUTDOWN_MS = 10_000;
 /** Bounded waits on things that take real time (SSH handshakes); far above what they need. */
 const WAIT = { timeout: 5_000, interval: 5 };
 
-const type1: InstanceType = {
+const type1: InstanceType = testInstanceType({
   Name: "type1",
   ProviderType: "t1.small",
-  VCPUs: 2,
   RAM: 4 << 30,
-  IncludedScratch: 0,
-  AddedScratch: 0,
-  Scratch: 0,
   Price: 0.1,
-  Preemptible: false,
-  GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-};
+});
 
 /** The executor's timer interface on the ManualClock, so per-command timeouts follow test time. */
 function executorClock(clock: ManualClock): ExecutorClock {
@@ -87,11 +84,7 @@ function executorClock(clock: ManualClock): ExecutorClock {
   };
 }
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.toReversed()) await c();
-  cleanups = [];
-});
+const cleanups = cleanupAfterEach();
 
 interface Harness {
   readonly clock: ManualClock;
@@ -458,12 +451,7 @@ describe("worker pool over real SSH to stub VMs", () => {
     const inst = await h.cloud.instanceSet.create({
       instanceType: type1,
       imageId: "img-1",
-      tags: {
-        [keys.instanceSetId]: SET_ID,
-        [keys.instanceType]: type1.Name,
-        [keys.idleBehavior]: "run",
-        [keys.instanceSecret]: "a".repeat(40),
-      },
+      tags: createTags(keys, SET_ID, type1, "a".repeat(40)),
       initCommand: initCommandWithSecret("b".repeat(40), ""),
       publicKey: h.key.publicKey,
     });

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { generateEd25519KeyPair } from "@dispatch-cloud/cloud-driver-api";
 import { beforeAll, describe, expect, test } from "vitest";
+import { clusterYaml } from "./testing/cli.js";
 
 // The built CLI in its own process, as bin/cloudtest runs it: real argv, exit status,
 // signals, and real SSH to the stub's fake VMs and to the loopback "VM".
@@ -22,22 +23,7 @@ beforeAll(() => {
 
 function writeConfig(name: string, cloudVMs: string[], instanceTypes: string[]): string {
   const file = path.join(dir, name);
-  writeFileSync(
-    file,
-    [
-      "Clusters:",
-      "  zzzzz:",
-      "    Services: {Controller: {ExternalURL: https://zzzzz.example}}",
-      "    Containers:",
-      `      DispatchPrivateKey: file://${keyFile}`,
-      "      CloudVMs:",
-      ...cloudVMs.map((l) => `        ${l}`),
-      ...(instanceTypes.length > 0
-        ? ["    InstanceTypes:", ...instanceTypes.map((l) => `      ${l}`)]
-        : []),
-      "",
-    ].join("\n"),
-  );
+  writeFileSync(file, clusterYaml(keyFile, cloudVMs, instanceTypes));
   return file;
 }
 

@@ -1,20 +1,23 @@
 import { randomBytes } from "node:crypto";
+import type {
+  Clock,
+  InstanceSetId,
+  InstanceType,
+  Logger,
+  ExecutorTarget,
+} from "@dispatch-cloud/arvados-types";
 import {
   errorMessage,
   initCommandWithSecret,
   tagKeys,
   tagsMatch,
-  type Clock,
   type DriverFactory,
   type Instance,
   type InstanceSet,
-  type InstanceSetId,
   type InstanceTags,
-  type InstanceType,
-  type Logger,
 } from "@dispatch-cloud/cloud-driver-api";
 import type { CloudVMsConfig, DispatchKey } from "@dispatch-cloud/config";
-import type { Executor, ExecutorTarget } from "@dispatch-cloud/ssh-executor";
+import type { SshExecutor } from "@dispatch-cloud/ssh-executor";
 import { formatElapsed, type RunReport, type StepRecord, type StepStatus } from "./report.js";
 
 /** The settings of one test run, resolved from flags and config. */
@@ -42,7 +45,8 @@ export interface RunDeps {
   readonly print: (line: string) => void;
   /** Asks the operator to press Enter (for -pause-before-destroy). */
   readonly waitForEnter: (signal: AbortSignal) => Promise<void>;
-  readonly newExecutor: (target: ExecutorTarget) => Executor;
+  /** The SSH executor, as Arvados's cloudtest uses it. */
+  readonly newExecutor: (target: ExecutorTarget) => SshExecutor;
   /** Registers a value the logger must blank out (the instance secret). */
   readonly addSecret: (secret: string) => void;
   /** The first Ctrl-C: stop testing, go straight to destroying the instance. */

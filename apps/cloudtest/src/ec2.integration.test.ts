@@ -16,7 +16,7 @@ import {
 } from "@dispatch-cloud/driver-ec2/testing";
 import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { freePort, runCloudtest } from "./testing/cli.js";
+import { clusterYaml, freePort, runCloudtest } from "./testing/cli.js";
 
 // cloudtest with the real EC2 driver against moto. moto normally hands out private 10.x
 // addresses, which must never be dialled; here the instance is launched in a 127.0.0.0/16 VPC,
@@ -104,29 +104,24 @@ test("EC2 on moto: create in a loopback subnet, SSH to a local sshd with the sec
     },
   });
 
-  const yaml = [
-    "Clusters:",
-    "  zzzzz:",
-    "    Services: {Controller: {ExternalURL: https://zzzzz.example}}",
-    "    Containers:",
-    `      DispatchPrivateKey: file://${keyFile}`,
-    "      CloudVMs:",
-    "        Driver: ec2",
-    "        ImageID: ami-12c6146b",
-    `        SSHPort: "${sshPort}"`,
-    '        BootProbeCommand: "test -s /var/run/arvados-instance-secret"',
-    "        ResourceTags: {Owner: ops}",
-    "        DriverParameters:",
-    `          AccessKeyID: ${MOTO_CREDENTIALS.AccessKeyID}`,
-    `          SecretAccessKey: ${MOTO_CREDENTIALS.SecretAccessKey}`,
-    `          Region: ${MOTO_REGION}`,
-    `          Endpoint: ${moto.endpoint}`,
-    `          SubnetID: ${subnet}`,
-    "          AdminUsername: root",
-    "    InstanceTypes:",
-    "      m5large: {ProviderType: m5.large, VCPUs: 2, RAM: 8GiB, Price: 0.096}",
-    "",
-  ].join("\n");
+  const yaml = clusterYaml(
+    keyFile,
+    [
+      "Driver: ec2",
+      "ImageID: ami-12c6146b",
+      `SSHPort: "${sshPort}"`,
+      'BootProbeCommand: "test -s /var/run/arvados-instance-secret"',
+      "ResourceTags: {Owner: ops}",
+      "DriverParameters:",
+      `  AccessKeyID: ${MOTO_CREDENTIALS.AccessKeyID}`,
+      `  SecretAccessKey: ${MOTO_CREDENTIALS.SecretAccessKey}`,
+      `  Region: ${MOTO_REGION}`,
+      `  Endpoint: ${moto.endpoint}`,
+      `  SubnetID: ${subnet}`,
+      "  AdminUsername: root",
+    ],
+    ["m5large: {ProviderType: m5.large, VCPUs: 2, RAM: 8GiB, Price: 0.096}"],
+  );
 
   const { code, stdout, stderr } = await runCloudtest(["-command", "cat /proc/self/comm"], yaml, {
     pid: 777,

@@ -5,7 +5,7 @@ import path from "node:path";
 import { bootFakeVm, FakeGce, type BootedVm } from "@dispatch-cloud/driver-gce/testing";
 import { startSshd, type Sshd } from "@dispatch-cloud/ssh-executor/testing";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { freePort, runCloudtest } from "./testing/cli.js";
+import { clusterYaml, freePort, runCloudtest } from "./testing/cli.js";
 
 // cloudtest with the real GCE driver (its default registration) against the fake Compute API,
 // over two zones, so two runs. The fake gives each VM a loopback address (127.0.2.x); when a
@@ -51,29 +51,24 @@ test("GCE on the fake: one run per zone, SSH to the booted VM with the secret, d
     );
   };
   const credentials = JSON.stringify(fake.newServiceAccountKey());
-  const yaml = [
-    "Clusters:",
-    "  zzzzz:",
-    "    Services: {Controller: {ExternalURL: https://zzzzz.example}}",
-    "    Containers:",
-    `      DispatchPrivateKey: file://${keyFile}`,
-    "      CloudVMs:",
-    "        Driver: gce",
-    "        ImageID: arvados-compute-1",
-    `        SSHPort: "${sshPort}"`,
-    '        BootProbeCommand: "test -s /var/run/arvados-instance-secret"',
-    "        ResourceTags: {Owner: ops}",
-    // A deleted VM stays listed (STOPPING) until its delete finishes; re-list soon.
-    "        SyncInterval: 1s",
-    "        DriverParameters:",
-    `          Credentials: ${JSON.stringify(credentials)}`,
-    "          Zones: [us-central1-a, us-central1-b]",
-    `          Endpoint: ${fake.endpoint}`,
-    "          AdminUsername: root",
-    "    InstanceTypes:",
-    "      e2s2: {ProviderType: e2-standard-2, VCPUs: 2, RAM: 8GiB, Price: 0.067}",
-    "",
-  ].join("\n");
+  const yaml = clusterYaml(
+    keyFile,
+    [
+      "Driver: gce",
+      "ImageID: arvados-compute-1",
+      `SSHPort: "${sshPort}"`,
+      'BootProbeCommand: "test -s /var/run/arvados-instance-secret"',
+      "ResourceTags: {Owner: ops}",
+      // A deleted VM stays listed (STOPPING) until its delete finishes; re-list soon.
+      "SyncInterval: 1s",
+      "DriverParameters:",
+      `  Credentials: ${JSON.stringify(credentials)}`,
+      "  Zones: [us-central1-a, us-central1-b]",
+      `  Endpoint: ${fake.endpoint}`,
+      "  AdminUsername: root",
+    ],
+    ["e2s2: {ProviderType: e2-standard-2, VCPUs: 2, RAM: 8GiB, Price: 0.067}"],
+  );
 
   const { code, stdout, stderr } = await runCloudtest(["-command", "cat /proc/self/comm"], yaml, {
     pid: 4242,

@@ -1,4 +1,4 @@
-import type { Logger } from "@dispatch-cloud/cloud-driver-api";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 
 /** Where the text logger writes, and the values it must never write. */
 export interface TextLoggerOptions {

@@ -1,20 +1,21 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { abortReason, type Clock } from "@dispatch-cloud/arvados-types";
 import {
-  abortReason,
   createDriverRegistry,
   generateEd25519KeyPair,
-  type Clock,
   type CreateRequest,
   type DriverContext,
   type DriverRegistry,
   type Instance,
   type InstanceSet,
 } from "@dispatch-cloud/cloud-driver-api";
+import { testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { createStubCloud, type FakeVm, type StubCloud } from "@dispatch-cloud/driver-stub/testing";
 import { afterEach, describe, expect, test } from "vitest";
 import { main, type CliIo } from "./main.js";
+import { runCloudtest } from "./testing/cli.js";
 
 // In-process runs of the whole CLI on the stub cloud. Each fake VM is a real ssh2 server on
 // 127.0.0.1, so the boot probe and the secret check go over real SSH; cloud time is virtual.
@@ -144,20 +145,12 @@ async function run(
   yaml: string,
   io: Partial<CliIo> & { clock?: VirtualClock } = {},
 ): Promise<Outcome> {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(["-config", "-", ...args], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    env: {},
-    readStdin: () => Promise.resolve(yaml),
-    waitForEnter: () => Promise.resolve(),
+  return runCloudtest(args, yaml, {
     pid: PID,
     clock: new VirtualClock(),
     newSecret: () => SECRET,
     ...io,
   });
-  return { code, stdout, stderr };
 }
 
 /** The summary's line for a step. */
@@ -335,18 +328,7 @@ describe("failures", () => {
 describe("existing instances", () => {
   async function precreate(cloud: StubCloud, setId: string): Promise<string> {
     const inst = await cloud.instanceSet.create({
-      instanceType: {
-        Name: "small",
-        ProviderType: "s1",
-        VCPUs: 1,
-        RAM: 1,
-        IncludedScratch: 0,
-        AddedScratch: 0,
-        Scratch: 0,
-        Price: 0.1,
-        Preemptible: false,
-        GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-      },
+      instanceType: testInstanceType({ ProviderType: "s1", VCPUs: 1, RAM: 1, Price: 0.1 }),
       imageId: "img-1",
       tags: { ArvadosInstanceSetID: setId },
       initCommand: "",

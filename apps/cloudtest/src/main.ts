@@ -1,14 +1,16 @@
 import {
-  UnsupportedDriverError,
-  createDriverRegistry,
-  errorMessage,
   instanceSetId,
   systemClock,
   type Clock,
+  type InstanceType,
+} from "@dispatch-cloud/arvados-types";
+import {
+  UnsupportedDriverError,
+  createDriverRegistry,
+  errorMessage,
   type DriverFactory,
   type DriverRegistry,
   type InstanceTags,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { loadConfig } from "@dispatch-cloud/config";
 import {

@@ -2,6 +2,7 @@
  * `dispatch-cloud instance list|hold|drain|run|kill`: the admin client of the management API,
  * with the output and exit codes of `arvados-server instance`.
  */
+import type { InstanceView } from "@dispatch-cloud/arvados-types";
 
 export interface AdminTarget {
   /** The dispatcher's InternalURLs. */
@@ -13,17 +14,6 @@ export interface AdminIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly fetch?: typeof fetch;
-}
-
-interface InstanceView {
-  instance: string;
-  address: string;
-  price: number;
-  arvados_instance_type: string;
-  provider_instance_type: string;
-  running_container_uuids: string[] | null;
-  worker_state: string;
-  idle_behavior: string;
 }
 
 export const INSTANCE_LIST_HEADER =

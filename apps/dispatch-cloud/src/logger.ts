@@ -1,13 +1,5 @@
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import winston from "winston";
-
-/** The structured logger every library takes; here backed by winston. */
-export interface Logger {
-  debug(fields: Record<string, unknown>, message: string): void;
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-  error(fields: Record<string, unknown>, message: string): void;
-  child(fields: Record<string, unknown>): Logger;
-}
 
 export type LogFormat = "json" | "text";
 

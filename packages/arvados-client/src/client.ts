@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { Container, ContainerField, Logger } from "@dispatch-cloud/arvados-types";
 import { Agent } from "undici";
 import { type Clock, systemClock } from "./clock.js";
 import { encodeParams, MAX_GET_QUERY_LENGTH, type Params } from "./encode.js";
@@ -6,8 +7,6 @@ import { ArvadosApiError } from "./errors.js";
 import { RequestLimiter } from "./limiter.js";
 import type {
   ApiClientAuthorization,
-  Container,
-  ContainerField,
   ContainerRequest,
   ContainerRequestCreate,
   ContainerRequestUpdate,
@@ -19,15 +18,6 @@ import type {
   Log,
   LogCreate,
 } from "./types.js";
-
-/** Structured logging as every library in this project takes it. */
-export interface Logger {
-  debug(fields: Record<string, unknown>, message: string): void;
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-  error(fields: Record<string, unknown>, message: string): void;
-  child(fields: Record<string, unknown>): Logger;
-}
 
 /** Default request timeout: generous, but a hung request cannot stall polling forever. */
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;

@@ -3,7 +3,6 @@ export {
   DEFAULT_TIMEOUT_MS,
   type ArvadosClientOptions,
   type CallOptions,
-  type Logger,
 } from "./client.js";
 export { type Clock, systemClock } from "./clock.js";
 export { encodeParams, MAX_GET_QUERY_LENGTH, type Params, type ParamValue } from "./encode.js";

@@ -1,131 +1,21 @@
-// Wire types of the Arvados records the dispatcher and crunch-run touch. Field names are the
-// API's own (snake_case), so records round-trip through JSON untouched.
+// Wire types of the Arvados calls the dispatcher and crunch-run make. Field names are the API's
+// own (snake_case), so records round-trip through JSON untouched. The container record itself
+// is in arvados-types, which every layer shares.
+import type {
+  Container,
+  ContainerUuid,
+  CudaRuntimeConstraints,
+  GpuRuntimeConstraints,
+  Mount,
+  RuntimeConstraints,
+  SchedulingParameters,
+} from "@dispatch-cloud/arvados-types";
 
 declare const brand: unique symbol;
-/** `<cluster>-dz642-<15 chars>`. */
-export type ContainerUuid = string & { readonly [brand]: "ContainerUuid" };
 /** `<cluster>-xvhdp-<15 chars>`. */
 export type ContainerRequestUuid = string & { readonly [brand]: "ContainerRequestUuid" };
 
-/** Brands a string as a container UUID (no validation: the server is the authority). */
-export const containerUuid = (s: string): ContainerUuid => s as ContainerUuid;
 export const containerRequestUuid = (s: string): ContainerRequestUuid => s as ContainerRequestUuid;
-
-export type ContainerState = "Queued" | "Locked" | "Running" | "Complete" | "Cancelled";
-export const CONTAINER_STATES: readonly ContainerState[] = [
-  "Queued",
-  "Locked",
-  "Running",
-  "Complete",
-  "Cancelled",
-];
-
-export interface GpuRuntimeConstraints {
-  /** "" (no GPU), "cuda" or "rocm". */
-  stack: string;
-  driver_version: string;
-  hardware_target: string[];
-  device_count: number;
-  /** Bytes of VRAM needed per device. */
-  vram: number;
-}
-
-/** Deprecated form the API server still accepts on input; mapped to `gpu` with stack "cuda". */
-export interface CudaRuntimeConstraints {
-  driver_version: string;
-  hardware_capability: string;
-  device_count: number;
-}
-
-export interface RuntimeConstraints {
-  ram: number;
-  vcpus: number;
-  keep_cache_ram: number;
-  keep_cache_disk: number;
-  API: boolean;
-  gpu: GpuRuntimeConstraints;
-  cuda?: CudaRuntimeConstraints;
-}
-
-export interface SchedulingParameters {
-  preemptible: boolean;
-  partitions: string[];
-  /** Seconds; 0 = no limit. */
-  max_run_time: number;
-  supervisor: boolean;
-}
-
-/** One entry of a container's `mounts` map. Only `kind` is always present. */
-export interface Mount {
-  kind: string;
-  capacity?: number;
-  writable?: boolean;
-  portable_data_hash?: string;
-  uuid?: string;
-  path?: string;
-  content?: unknown;
-  exclude_from_output?: boolean;
-  device_type?: string;
-  repository_name?: string;
-  commit?: string;
-  git_url?: string;
-  [extra: string]: unknown;
-}
-
-/** `runtime_status` keys whose values the server requires to be strings. */
-export interface RuntimeStatus {
-  error?: string;
-  errorDetail?: string;
-  warning?: string;
-  warningDetail?: string;
-  activity?: string;
-  preemptionNotice?: string;
-  [extra: string]: unknown;
-}
-
-/** A full container record. List/get with `select` returns a `Pick` of it. */
-export interface Container {
-  kind?: string;
-  etag?: string;
-  uuid: ContainerUuid;
-  owner_uuid: string;
-  created_at: string;
-  modified_at: string;
-  modified_by_user_uuid?: string | null;
-  state: ContainerState;
-  /** Huge int64 (request priority × 2^50 − created ms); 0 = nobody wants it. */
-  priority: number;
-  locked_by_uuid: string | null;
-  lock_count: number;
-  auth_uuid: string | null;
-  runtime_token?: string | null;
-  runtime_user_uuid: string;
-  runtime_auth_scopes: string[];
-  runtime_constraints: RuntimeConstraints;
-  scheduling_parameters: SchedulingParameters;
-  runtime_status: RuntimeStatus;
-  container_image: string;
-  mounts: Record<string, Mount> | null;
-  secret_mounts?: Record<string, Mount>;
-  output_path: string;
-  output_glob: string[];
-  output_storage_classes: string[];
-  output_properties: Record<string, unknown>;
-  command: string[];
-  cwd: string;
-  environment: Record<string, string>;
-  exit_code: number | null;
-  started_at: string | null;
-  finished_at: string | null;
-  log: string | null;
-  output: string | null;
-  progress: number | null;
-  cost: number;
-  subrequests_cost: number;
-  gateway_address: string | null;
-  interactive_session_started: boolean;
-}
-export type ContainerField = keyof Container;
 
 /** What an update may carry; the server decides what is allowed in which state (§5.4). */
 export type ContainerUpdate = Partial<

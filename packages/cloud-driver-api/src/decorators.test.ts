@@ -1,3 +1,4 @@
+import type { Clock, Logger } from "@dispatch-cloud/arvados-types";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import {
@@ -9,8 +10,7 @@ import {
 } from "./decorators.js";
 import { CapacityError, QuotaError, RateLimitError } from "./errors.js";
 import { FakeInstanceSet, ManualClock, testInstanceType } from "./testing/index.js";
-import type { Clock } from "./clock.js";
-import type { CreateRequest, Logger } from "./types.js";
+import type { CreateRequest } from "./types.js";
 
 const req = (tags: Record<string, string> = {}): CreateRequest => ({
   instanceType: testInstanceType(),

@@ -1,17 +1,15 @@
+import {
+  abortReason,
+  systemClock,
+  type Clock,
+  type HostKeyChallengeSession,
+  type HostKeyVerdict,
+  type InstanceId,
+  type InstanceType,
+  type Logger,
+} from "@dispatch-cloud/arvados-types";
 import { Counter, type Registry } from "prom-client";
-import { abortReason, systemClock, type Clock } from "./clock.js";
-import type {
-  CreateRequest,
-  HostKeyChallengeSession,
-  HostKeyVerdict,
-  Instance,
-  InstanceId,
-  InstancePrice,
-  InstanceSet,
-  InstanceTags,
-  InstanceType,
-  Logger,
-} from "./types.js";
+import type { CreateRequest, Instance, InstancePrice, InstanceSet, InstanceTags } from "./types.js";
 
 /*
  * The wrappers the daemon stacks around a driver, innermost first: instrumented, rateLimited,

@@ -2,19 +2,11 @@ export type {
   CreateRequest,
   DriverContext,
   DriverFactory,
-  GpuFeatures,
-  HostKeyChallengeSession,
-  HostKeyVerdict,
   Instance,
-  InstanceId,
   InstancePrice,
   InstanceSet,
-  InstanceSetId,
   InstanceTags,
-  InstanceType,
-  Logger,
 } from "./types.js";
-export { instanceId, instanceSetId } from "./types.js";
 export {
   CapacityError,
   NotImplementedError,
@@ -27,13 +19,13 @@ export {
 export {
   DEFAULT_TAG_KEY_PREFIX,
   INSTANCE_SECRET_PATH,
+  createTags,
   initCommandWithSecret,
   tagKeys,
   type TagKeys,
 } from "./tags.js";
 export { normalizePriceHistory } from "./price.js";
 export { ThrottleBackoff } from "./backoff.js";
-export { abortReason, systemClock, type Clock } from "./clock.js";
 export { authorizedKeyWire, generateEd25519KeyPair, type SshKeyPair } from "./ssh-keys.js";
 export {
   DRIVER_PARAMETERS_PATH,

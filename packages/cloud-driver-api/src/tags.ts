@@ -1,3 +1,6 @@
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
+import type { InstanceTags } from "./types.js";
+
 /** The tag keys the dispatcher writes, for a given `CloudVMs.TagKeyPrefix`. */
 export interface TagKeys {
   readonly instanceSetId: string;
@@ -26,4 +29,23 @@ export const INSTANCE_SECRET_PATH = "/var/run/arvados-instance-secret";
  */
 export function initCommandWithSecret(secret: string, instanceInitCommand: string): string {
   return `umask 0177 && echo -n "${secret}" >${INSTANCE_SECRET_PATH}\n${instanceInitCommand}`;
+}
+
+/**
+ * The tags the dispatcher puts on every VM it creates: its instance set, the configured type,
+ * idle behaviour `run`, and the secret the VM's init command writes (the caller adds nothing
+ * else; drivers may add ResourceTags).
+ */
+export function createTags(
+  keys: TagKeys,
+  instanceSetId: string,
+  type: InstanceType,
+  secret: string,
+): InstanceTags {
+  return {
+    [keys.instanceSetId]: instanceSetId,
+    [keys.instanceType]: type.Name,
+    [keys.idleBehavior]: "run",
+    [keys.instanceSecret]: secret,
+  };
 }

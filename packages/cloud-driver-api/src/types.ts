@@ -1,71 +1,21 @@
+import type {
+  HostKeyChallengeSession,
+  HostKeyVerdict,
+  InstanceId,
+  InstanceSetId,
+  InstanceType,
+  Logger,
+} from "@dispatch-cloud/arvados-types";
 import type { Registry } from "prom-client";
-
-/** A provider's id for one VM: stable for the VM's life, the key for de-duplication. */
-export type InstanceId = string & { readonly __brand: "InstanceId" };
-
-/** Identifies one dispatcher's set of VMs; written as a tag value on every VM it creates. */
-export type InstanceSetId = string & { readonly __brand: "InstanceSetId" };
-
-export const instanceId = (id: string): InstanceId => id as InstanceId;
-export const instanceSetId = (id: string): InstanceSetId => id as InstanceSetId;
 
 /** VM tags. Values are strings; keys are compared exactly. */
 export type InstanceTags = Readonly<Record<string, string>>;
-
-/** GPU capabilities of an instance type (`InstanceTypes.<name>.GPU` in config.yml). */
-export interface GpuFeatures {
-  /** "cuda", "rocm", or "" for none. */
-  readonly Stack: string;
-  readonly DriverVersion: string;
-  readonly HardwareTarget: string;
-  readonly DeviceCount: number;
-  /** Bytes of memory per device. */
-  readonly VRAM: number;
-}
-
-/**
- * One configured instance type, with Arvados's field names. Sizes are bytes, Price is the hourly
- * price in the cluster's currency.
- */
-export interface InstanceType {
-  /** The key of the type in `InstanceTypes`; written in the InstanceType tag. */
-  readonly Name: string;
-  /** The provider's type name (e.g. `m5.large`). */
-  readonly ProviderType: string;
-  readonly VCPUs: number;
-  readonly RAM: number;
-  readonly IncludedScratch: number;
-  readonly AddedScratch: number;
-  /** Always IncludedScratch + AddedScratch. */
-  readonly Scratch: number;
-  readonly Price: number;
-  readonly Preemptible: boolean;
-  readonly GPU: GpuFeatures;
-}
 
 /** One point of price history. */
 export interface InstancePrice {
   readonly StartTime: Date;
   readonly Price: number;
 }
-
-/** What a driver may use to check a host key over the new, not yet trusted, SSH connection. */
-export interface HostKeyChallengeSession {
-  /** Run a command with empty stdin on the connection being verified. */
-  run(
-    command: string,
-    signal?: AbortSignal,
-  ): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }>;
-}
-
-/**
- * The outcome of a host-key check. `not-implemented` means the driver has no mechanism of its
- * own; the caller then falls back to reading the instance secret over the connection.
- */
-export type HostKeyVerdict =
-  | { readonly kind: "verified" }
-  | { readonly kind: "mismatch"; readonly reason: string }
-  | { readonly kind: "not-implemented" };
 
 /**
  * One VM as a driver sees it. Objects are snapshots: `tags` is as of when the object was listed
@@ -136,15 +86,6 @@ export interface InstanceSet {
   instanceQuotaGroup(type: InstanceType): string;
   /** Stop background work and release resources. */
   stop(): Promise<void>;
-}
-
-/** Structured logging as every library in this project takes it. */
-export interface Logger {
-  debug(fields: Record<string, unknown>, message: string): void;
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-  error(fields: Record<string, unknown>, message: string): void;
-  child(fields: Record<string, unknown>): Logger;
 }
 
 /** What a driver factory receives. */

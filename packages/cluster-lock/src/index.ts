@@ -13,8 +13,6 @@ export {
   RETRY_MS,
   describeHolder,
   lockApplicationName,
-  type Clock,
   type ClusterLockOptions,
   type LockHolder,
-  type Logger,
 } from "./lock.js";

@@ -1,3 +1,4 @@
+import type { Clock, Logger } from "@dispatch-cloud/arvados-types";
 import { Client } from "pg";
 import { clientConfig, describeServer, type ConnectionSettings } from "./connection.js";
 
@@ -5,20 +6,6 @@ import { clientConfig, describeServer, type ConnectionSettings } from "./connect
 export const DISPATCH_LOCK_KEY = 10005;
 /** How often Arvados retries a held lock; also how often we check a held one is still ours. */
 export const RETRY_MS = 5000;
-
-export interface Logger {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-}
-
-/** Time as the lock sees it (a subset of the project's Clock, so tests can drive it). */
-export interface Clock {
-  now(): number;
-  /** Rejects when `signal` aborts first. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
 
 export interface ClusterLockOptions {
   readonly settings: ConnectionSettings;

@@ -2,6 +2,7 @@
  * The cluster keys this package knows, with Arvados's defaults (config.default.yml). Sections
  * other components own are passed through as written.
  */
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
 import type { Problems } from "./problems.js";
 import {
   bool,
@@ -28,7 +29,7 @@ import {
   usersNode,
   volumesNode,
 } from "./runner-sections.js";
-import { passthroughSections, type InstanceTypeConfig } from "./types.js";
+import { passthroughSections } from "./types.js";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -63,22 +64,14 @@ const legacyCudaNode = struct({
 
 const floatRe = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
-function decodeInstanceType(
-  name: string,
-  value: unknown,
-  path: string,
-  p: Problems,
-): InstanceTypeConfig {
+function decodeInstanceType(name: string, value: unknown, path: string, p: Problems): InstanceType {
   const input: Record<string, unknown> = isMap(value) ? { ...value } : {};
   if (!isMap(value) && value !== null && value !== undefined) {
     p.error("type", path, `expected a map of instance type fields, got ${show(value)}`);
   }
   const legacy = input["CUDA"];
   delete input["CUDA"];
-  const t = decode(instanceTypeNode, input, path, p) as Omit<
-    InstanceTypeConfig,
-    "Name" | "Scratch"
-  >;
+  const t = decode(instanceTypeNode, input, path, p) as Omit<InstanceType, "Name" | "Scratch">;
   let gpu = t.GPU;
   if (legacy !== undefined && legacy !== null) {
     // Arvados 3.3 ignores CUDA (the type silently loses its GPU); the install guide still shows
@@ -154,7 +147,7 @@ const instanceTypesNode: Node = {
       p.error("type", path, `expected a map of instance types, got ${show(value)}`);
       return {};
     }
-    const out: Record<string, InstanceTypeConfig> = {};
+    const out: Record<string, InstanceType> = {};
     for (const [name, v] of Object.entries(value))
       out[name] = decodeInstanceType(name, v, `${path}.${name}`, p);
     return out;
@@ -162,7 +155,7 @@ const instanceTypesNode: Node = {
   // Written back without the computed Name and Scratch, so a dump loads again without warnings.
   encode(value) {
     const out: Record<string, unknown> = {};
-    for (const [name, t] of Object.entries(value as Record<string, InstanceTypeConfig>)) {
+    for (const [name, t] of Object.entries(value as Record<string, InstanceType>)) {
       const { Name: _name, Scratch: _scratch, ...rest } = t;
       out[name] = encode(instanceTypeNode, rest);
     }

@@ -7,8 +7,6 @@ export type {
   ContainersConfig,
   ContainersLoggingConfig,
   Duration,
-  GpuConfig,
-  InstanceTypeConfig,
   InternalUrlConfig,
   PassthroughSection,
   PostgreSQLConfig,

@@ -1,11 +1,12 @@
 import { readFile } from "node:fs/promises";
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
 import { LineCounter, parseDocument } from "yaml";
 import { clusterNode } from "./cluster-schema.js";
 import { parsePrivateKey, type DispatchKey } from "./private-key.js";
 import { Problems, type ConfigProblem } from "./problems.js";
 import { withImplicitStorageClasses } from "./runner-sections.js";
 import { decode, isMap } from "./schema.js";
-import type { ClusterConfig, InstanceTypeConfig } from "./types.js";
+import type { ClusterConfig } from "./types.js";
 
 /** A successfully loaded config: the one cluster, with defaults filled in. */
 export interface LoadedConfig {
@@ -228,7 +229,7 @@ function checkToken(token: string, path: string, problems: Problems): void {
   }
 }
 
-function sameType(a: InstanceTypeConfig, b: InstanceTypeConfig): boolean {
+function sameType(a: InstanceType, b: InstanceType): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
@@ -239,11 +240,11 @@ function addPreemptibleTwins(
 ): ClusterConfig {
   const factor = cluster.Containers.PreemptiblePriceFactor;
   if (!(factor > 0)) return cluster;
-  const types: Record<string, InstanceTypeConfig> = { ...cluster.InstanceTypes };
+  const types: Record<string, InstanceType> = { ...cluster.InstanceTypes };
   for (const t of Object.values(cluster.InstanceTypes)) {
     if (t.Preemptible) continue;
     const name = `${t.Name}.preemptible`;
-    const twin: InstanceTypeConfig = {
+    const twin: InstanceType = {
       ...t,
       Name: name,
       Preemptible: true,

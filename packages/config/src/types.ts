@@ -1,3 +1,5 @@
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
+
 /**
  * The loaded cluster config. Key names are Arvados's own (PascalCase, as operators write them
  * in config.yml) so a dump reads like the file. Durations are milliseconds, byte sizes bytes.
@@ -10,35 +12,6 @@ export type ByteSize = number;
 
 /** A config section this package passes through without interpreting it. */
 export type RawSection = Readonly<Record<string, unknown>>;
-
-/** `InstanceTypes.<name>.GPU`. Same shape as cloud-driver-api's GpuFeatures. */
-export interface GpuConfig {
-  /** "cuda", "rocm", or "" for none. */
-  readonly Stack: "" | "cuda" | "rocm";
-  readonly DriverVersion: string;
-  readonly HardwareTarget: string;
-  readonly DeviceCount: number;
-  /** Bytes per device. */
-  readonly VRAM: ByteSize;
-}
-
-/** One instance type. Same shape as cloud-driver-api's InstanceType. */
-export interface InstanceTypeConfig {
-  /** The key in `InstanceTypes`. */
-  readonly Name: string;
-  /** Defaults to the name. */
-  readonly ProviderType: string;
-  readonly VCPUs: number;
-  readonly RAM: ByteSize;
-  readonly IncludedScratch: ByteSize;
-  readonly AddedScratch: ByteSize;
-  /** Always IncludedScratch + AddedScratch. */
-  readonly Scratch: ByteSize;
-  /** Hourly. */
-  readonly Price: number;
-  readonly Preemptible: boolean;
-  readonly GPU: GpuConfig;
-}
 
 export interface CloudVMsConfig {
   readonly Enable: boolean;
@@ -211,7 +184,7 @@ export interface ClusterConfig extends Partial<Readonly<Record<PassthroughSectio
   readonly SystemLogs: SystemLogsConfig;
   readonly Containers: ContainersConfig;
   /** Keyed by name, including automatic preemptible twins. */
-  readonly InstanceTypes: Readonly<Record<string, InstanceTypeConfig>>;
+  readonly InstanceTypes: Readonly<Record<string, InstanceType>>;
   readonly Collections: CollectionsConfig;
   readonly Users: UsersConfig;
   /** Keyed by volume UUID. */

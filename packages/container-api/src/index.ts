@@ -5,8 +5,7 @@ export {
   createApp,
   type Fault,
   FaultInjector,
-  type Logger,
   startContainerApi,
 } from "./server.js";
 export { type Actor, Store, type StoreOptions } from "./store.js";
-export { TRANSITIONS, normaliseRuntimeConstraints, type ContainerState } from "./rules.js";
+export { TRANSITIONS, normaliseRuntimeConstraints } from "./rules.js";

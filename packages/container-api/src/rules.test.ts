@@ -1,11 +1,7 @@
+import type { ContainerState } from "@dispatch-cloud/arvados-types";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ApiError } from "./errors.js";
-import {
-  TRANSITIONS,
-  type ContainerState,
-  normaliseRuntimeConstraints,
-  rubyInspect,
-} from "./rules.js";
+import { TRANSITIONS, normaliseRuntimeConstraints, rubyInspect } from "./rules.js";
 import { type Actor, Store } from "./store.js";
 import { seedContainer } from "./testing/index.js";
 

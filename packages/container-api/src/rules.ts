@@ -1,9 +1,7 @@
 // The controller's rules for containers and container requests (dispatcher-core §5).
+import { CONTAINER_STATES, type ContainerState } from "@dispatch-cloud/arvados-types";
 import { forbidden, unprocessable } from "./errors.js";
 import { containersSpec, type Row } from "./schema.js";
-
-export type ContainerState = "Queued" | "Locked" | "Running" | "Complete" | "Cancelled";
-const STATES: readonly ContainerState[] = ["Queued", "Locked", "Running", "Complete", "Cancelled"];
 
 /** Allowed state changes (Complete → Cancelled exists for admin reuse control). */
 export const TRANSITIONS: Readonly<Record<ContainerState, readonly ContainerState[]>> = {
@@ -63,7 +61,9 @@ const anything: Check = () => null;
 
 const containerChecks: Record<string, Check> = {
   state: (v) =>
-    STATES.includes(v as ContainerState) ? null : `must be one of ${STATES.join(", ")}`,
+    CONTAINER_STATES.includes(v as ContainerState)
+      ? null
+      : `must be one of ${CONTAINER_STATES.join(", ")}`,
   priority: int(0),
   runtime_status: obj,
   log: strOrNull,

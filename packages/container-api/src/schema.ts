@@ -13,15 +13,20 @@ export interface TableSpec {
   defaultOrder: readonly string[];
 }
 
+/** The columns every container and container request record starts with, as Arvados's do. */
+const recordColumns: Readonly<Record<string, ColumnKind>> = {
+  uuid: "text",
+  owner_uuid: "text",
+  created_at: "ts",
+  modified_at: "ts",
+  modified_by_user_uuid: "text",
+};
+
 export const containersSpec: TableSpec = {
   table: "containers",
   kind: "arvados#container",
   columns: {
-    uuid: "text",
-    owner_uuid: "text",
-    created_at: "ts",
-    modified_at: "ts",
-    modified_by_user_uuid: "text",
+    ...recordColumns,
     state: "text",
     priority: "int",
     locked_by_uuid: "text",
@@ -60,11 +65,7 @@ export const containerRequestsSpec: TableSpec = {
   table: "container_requests",
   kind: "arvados#containerRequest",
   columns: {
-    uuid: "text",
-    owner_uuid: "text",
-    created_at: "ts",
-    modified_at: "ts",
-    modified_by_user_uuid: "text",
+    ...recordColumns,
     name: "text",
     description: "text",
     properties: "json",

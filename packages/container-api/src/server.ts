@@ -1,19 +1,11 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { ApiError, badRequest, notFound } from "./errors.js";
 import { jsonParam, parseListQuery, parseSelect } from "./query.js";
 import { containerRequestsSpec, containersSpec, logsSpec, type Row } from "./schema.js";
 import { type Actor, randomString, Store } from "./store.js";
-
-/** Structured logging as every library in this project takes it. */
-export interface Logger {
-  debug(fields: Record<string, unknown>, message: string): void;
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-  error(fields: Record<string, unknown>, message: string): void;
-  child(fields: Record<string, unknown>): Logger;
-}
 
 export interface ContainerApiOptions {
   /** SQLite file, or ":memory:". */

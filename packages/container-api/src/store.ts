@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { ContainerState } from "@dispatch-cloud/arvados-types";
 import Database from "better-sqlite3";
 import { ApiError, forbidden, notFound, unprocessable } from "./errors.js";
 import type { ListQuery } from "./query.js";
@@ -17,7 +18,6 @@ import {
 import {
   checkContainerAttributes,
   checkContainerUpdate,
-  type ContainerState,
   normaliseRuntimeConstraints,
   normaliseSchedulingParameters,
   validateContainerRequestCreate,
@@ -59,6 +59,20 @@ export function randomString(n: number, alphabet = ALPHANUM): string {
   for (const b of randomBytes(n)) s += alphabet[b % alphabet.length];
   return s;
 }
+
+/** A container's outcome fields before it has run: what a new container record carries. */
+export const NOT_RUN_YET: Readonly<Row> = {
+  exit_code: null,
+  started_at: null,
+  finished_at: null,
+  log: null,
+  output: null,
+  progress: null,
+  cost: 0,
+  subrequests_cost: 0,
+  gateway_address: null,
+  interactive_session_started: false,
+};
 
 /**
  * The data and the controller's rules. Every mutation runs in one IMMEDIATE transaction, so
@@ -447,16 +461,7 @@ export class Store {
       command: cr["command"],
       cwd: cr["cwd"] ?? ".",
       environment: cr["environment"] ?? {},
-      exit_code: null,
-      started_at: null,
-      finished_at: null,
-      log: null,
-      output: null,
-      progress: null,
-      cost: 0,
-      subrequests_cost: 0,
-      gateway_address: null,
-      interactive_session_started: false,
+      ...NOT_RUN_YET,
     });
     this.updateRow(containerRequestsSpec, cr["uuid"] as string, {
       container_uuid: uuid,

@@ -1,10 +1,4 @@
-export {
-  ContainerQueue,
-  type ContainerQueueOptions,
-  type QueueClient,
-  type QueueOpResult,
-  type Logger,
-} from "./queue.js";
+export { ContainerQueue, type ContainerQueueOptions, type QueueClient } from "./queue.js";
 export { ContainerQueueError, type QueueErrorKind } from "./errors.js";
 export {
   resourcesNeeded,
@@ -20,4 +14,4 @@ export {
   type Selection,
   type SelectionInputs,
 } from "./select.js";
-export type * from "./types.js";
+export { POLLED_FIELDS, type PolledContainer, type SelectionConfig } from "./types.js";

@@ -1,12 +1,12 @@
 // How a poll fetches many containers at once, against the embedded container API over HTTP:
 // the number and shape of the calls, what is published before new containers' mounts arrive,
 // and the out-of-order protection while they are fetched.
-import { ArvadosClient, type ContainerUuid, type Filter } from "@dispatch-cloud/arvados-client";
+import { ArvadosClient, type Filter } from "@dispatch-cloud/arvados-client";
+import type { ContainerUuid, InstanceType, Logger } from "@dispatch-cloud/arvados-types";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { seedContainers, testContainerUuid } from "@dispatch-cloud/container-api/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ContainerQueue, type Logger, type QueueClient } from "./index.js";
-import type { InstanceType } from "./types.js";
+import { ContainerQueue, type QueueClient } from "./index.js";
 
 const token = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
 const GiB = 2 ** 30;

@@ -1,10 +1,10 @@
 // The queue against the embedded container API over HTTP.
-import { ArvadosClient, type ContainerUuid } from "@dispatch-cloud/arvados-client";
+import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import type { ContainerUuid, InstanceType, Logger } from "@dispatch-cloud/arvados-types";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { Registry } from "prom-client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ContainerQueue, type Logger, type QueueClient } from "./index.js";
-import type { InstanceType } from "./types.js";
+import { ContainerQueue, type QueueClient } from "./index.js";
 
 const token = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
 const GiB = 2 ** 30;

@@ -1,30 +1,21 @@
-import type {
-  ArvadosClient,
-  Container,
-  ContainerUuid,
-  Filter,
-} from "@dispatch-cloud/arvados-client";
+import type { ArvadosClient, Filter } from "@dispatch-cloud/arvados-client";
+import {
+  isForgettable,
+  type Container,
+  type ContainerUuid,
+  type InstanceType,
+  type Logger,
+  type QueueEntry,
+  type QueueOpResult,
+  type QueueSnapshot,
+} from "@dispatch-cloud/arvados-types";
 import { Gauge, type Registry } from "prom-client";
 import { ContainerQueueError } from "./errors.js";
 import { chooseInstanceTypes, sortTypes } from "./select.js";
-import type {
-  InstanceType,
-  QueueEntry,
-  QueueSnapshot,
-  QueuedContainer,
-  SelectionConfig,
-} from "./types.js";
+import { POLLED_FIELDS, type PolledContainer, type SelectionConfig } from "./types.js";
 
 /** The client calls the queue makes. */
 export type QueueClient = Pick<ArvadosClient, "containers" | "apiClientAuthorizations">;
-
-export interface Logger {
-  debug(fields: Record<string, unknown>, message: string): void;
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-  error(fields: Record<string, unknown>, message: string): void;
-  child(fields: Record<string, unknown>): Logger;
-}
 
 export interface ContainerQueueOptions {
   readonly client: QueueClient;
@@ -36,17 +27,6 @@ export interface ContainerQueueOptions {
   readonly now?: () => number;
 }
 
-export type QueueOpResult = { readonly ok: true } | { readonly ok: false; readonly error: Error };
-
-const pollSelect = [
-  "uuid",
-  "state",
-  "priority",
-  "runtime_constraints",
-  "container_image",
-  "scheduling_parameters",
-  "created_at",
-] as const;
 const pageSize = 1000;
 /** Fetch more "available" pages only until this many non-supervisor containers are known. */
 const queuedContainersTarget = 100;
@@ -71,7 +51,7 @@ export class ContainerQueue {
   private readonly gauge: Gauge;
   private readonly seenLabels = new Set<string>();
 
-  private cache = new Map<ContainerUuid, QueueEntry>();
+  private cache = new Map<ContainerUuid, QueueEntry<PolledContainer>>();
   private threshold = new Date(0);
   private ownUuid: string | undefined;
   /** Set while a poll is in flight: UUIDs changed locally since it started. */
@@ -93,24 +73,17 @@ export class ContainerQueue {
     });
   }
 
-  entries(): QueueSnapshot {
+  entries(): QueueSnapshot<PolledContainer> {
     return { entries: new Map(this.cache), threshold: this.threshold };
   }
 
-  get(uuid: ContainerUuid): QueuedContainer | undefined {
+  get(uuid: ContainerUuid): PolledContainer | undefined {
     return this.cache.get(uuid)?.container;
   }
 
   forget(uuid: ContainerUuid): void {
     const c = this.cache.get(uuid)?.container;
-    if (c === undefined) return;
-    if (
-      c.state === "Complete" ||
-      c.state === "Cancelled" ||
-      (c.state === "Queued" && c.priority === 0)
-    ) {
-      this.cache.delete(uuid);
-    }
+    if (c !== undefined && isForgettable(c)) this.cache.delete(uuid);
   }
 
   subscribe(listener: () => void): () => void {
@@ -160,13 +133,13 @@ export class ContainerQueue {
     }
   }
 
-  private async poll(signal?: AbortSignal): Promise<Map<ContainerUuid, QueuedContainer>> {
+  private async poll(signal?: AbortSignal): Promise<Map<ContainerUuid, PolledContainer>> {
     const opts = signal === undefined ? {} : { signal };
     if (this.ownUuid === undefined) {
       this.ownUuid = (await this.client.apiClientAuthorizations.current(opts)).uuid;
     }
-    const next = new Map<ContainerUuid, QueuedContainer>();
-    const put = (items: readonly QueuedContainer[]) => {
+    const next = new Map<ContainerUuid, PolledContainer>();
+    const put = (items: readonly PolledContainer[]) => {
       for (const c of items) next.set(c.uuid, c);
     };
 
@@ -179,7 +152,7 @@ export class ContainerQueue {
     for (;;) {
       const page = await this.client.containers.list(
         {
-          select: pollSelect,
+          select: POLLED_FIELDS,
           count: "none",
           order: "priority desc",
           limit: pageSize,
@@ -248,14 +221,14 @@ export class ContainerQueue {
     limit: number | undefined,
     signal?: AbortSignal,
     only?: readonly ContainerUuid[],
-  ): Promise<QueuedContainer[]> {
-    const out: QueuedContainer[] = [];
+  ): Promise<PolledContainer[]> {
+    const out: PolledContainer[] = [];
     const pending = only === undefined ? undefined : new Set(only);
     let after: string | undefined;
     for (;;) {
       const page = await this.client.containers.list(
         {
-          select: pollSelect,
+          select: POLLED_FIELDS,
           count: "none",
           order: "uuid",
           ...(limit === undefined ? {} : { limit }),
@@ -272,12 +245,12 @@ export class ContainerQueue {
   }
 
   private async apply(
-    next: Map<ContainerUuid, QueuedContainer>,
+    next: Map<ContainerUuid, PolledContainer>,
     started: number,
     signal?: AbortSignal,
   ): Promise<void> {
     const skip = this.dontUpdate ?? new Set<ContainerUuid>();
-    const adds: QueuedContainer[] = [];
+    const adds: PolledContainer[] = [];
     for (const [uuid, ctr] of next) {
       if (skip.has(uuid)) continue;
       const cur = this.cache.get(uuid);
@@ -314,7 +287,7 @@ export class ContainerQueue {
    * abort throws; any other failure is the answer for every container of the batch.
    */
   private async fetchMounts(
-    batch: readonly QueuedContainer[],
+    batch: readonly PolledContainer[],
     signal: AbortSignal,
   ): Promise<Map<ContainerUuid, { mounts: unknown } | { error: Error }>> {
     const out = new Map<ContainerUuid, { mounts: unknown } | { error: Error }>();
@@ -357,7 +330,7 @@ export class ContainerQueue {
 
   /** Adds one new container (§2.5); true if it was added. */
   private addOne(
-    ctr: QueuedContainer,
+    ctr: PolledContainer,
     fetched: { mounts: unknown } | { error: Error } | undefined,
     skip: ReadonlySet<ContainerUuid>,
   ): boolean {
@@ -415,7 +388,7 @@ export class ContainerQueue {
   }
 
   /** Tell the user why their container cannot run, and cancel it (§2.5). */
-  private async cancelUnsatisfiable(ctr: QueuedContainer, message: string): Promise<void> {
+  private async cancelUnsatisfiable(ctr: PolledContainer, message: string): Promise<void> {
     const log = this.logger.child({ ContainerUUID: ctr.uuid });
     if (ctr.state === "Queued") {
       // runtime_status cannot be set while Queued.

@@ -1,4 +1,4 @@
-import type { InstanceResources } from "./types.js";
+import type { InstanceResources } from "@dispatch-cloud/arvados-types";
 
 const MiB = 2 ** 20;
 /** Local keepstore plus GC slack. */

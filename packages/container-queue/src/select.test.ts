@@ -1,7 +1,7 @@
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it } from "vitest";
 import { estimateScratch, imageSizeEstimate, resourcesNeeded } from "./resources.js";
 import { chooseInstanceTypes, sortTypes, type SelectionInputs } from "./select.js";
-import type { InstanceType } from "./types.js";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;

@@ -1,6 +1,7 @@
-import { ContainerQueueError } from "./errors.js";
+import type { InstanceResources, InstanceType } from "@dispatch-cloud/arvados-types";
+import { ContainerQueueError, type QueueErrorKind } from "./errors.js";
 import { resourcesNeeded, type ResourceInputs } from "./resources.js";
-import type { InstanceResources, InstanceType, SelectionConfig } from "./types.js";
+import type { SelectionConfig } from "./types.js";
 
 export interface SelectionInputs extends ResourceInputs {
   readonly runtime_constraints: ResourceInputs["runtime_constraints"] & {
@@ -51,6 +52,11 @@ function versionLess(a: string, b: string): boolean | undefined {
   return Number(a) < Number(b);
 }
 
+/** No type can run the container, for the reason the user will read. */
+function refusal(resources: InstanceResources, kind: QueueErrorKind, message: string): Selection {
+  return { ok: false, resources, error: new ContainerQueueError(kind, message) };
+}
+
 /**
  * The instance types that can run a container, cheapest first, cut where the price exceeds
  * the cheapest × MaximumPriceFactor. `sortedTypes` must be in compareTypes order (sortTypes).
@@ -64,14 +70,11 @@ export function chooseInstanceTypes(
 ): Selection {
   const resources = resourcesNeeded(ctr, cfg);
   if (sortedTypes.length === 0) {
-    return {
-      ok: false,
+    return refusal(
       resources,
-      error: new ContainerQueueError(
-        "no-instance-types",
-        "site configuration does not list any instance types",
-      ),
-    };
+      "no-instance-types",
+      "site configuration does not list any instance types",
+    );
   }
   const gpu = ctr.runtime_constraints.gpu ?? {};
   const stack = gpu.stack ?? "";
@@ -81,14 +84,11 @@ export function chooseInstanceTypes(
   const driver = gpu.driver_version ?? "";
   const preemptible = ctr.scheduling_parameters?.preemptible === true;
   if (stack !== "" && stack !== "cuda" && stack !== "rocm") {
-    return {
-      ok: false,
+    return refusal(
       resources,
-      error: new ContainerQueueError(
-        "invalid-gpu-stack",
-        `Invalid GPU stack "${stack}", expected to be blank or one of 'cuda' or 'rocm'`,
-      ),
-    };
+      "invalid-gpu-stack",
+      `Invalid GPU stack "${stack}", expected to be blank or one of 'cuda' or 'rocm'`,
+    );
   }
   const factor = Math.max(cfg.maximumPriceFactor, 1);
   let maxPrice = 0;
@@ -112,14 +112,11 @@ export function chooseInstanceTypes(
     if (maxPrice === 0 || newmax < maxPrice) maxPrice = newmax;
   }
   if (accepted.length === 0) {
-    return {
-      ok: false,
+    return refusal(
       resources,
-      error: new ContainerQueueError(
-        "unsatisfiable",
-        "constraints not satisfiable by any configured instance type",
-      ),
-    };
+      "unsatisfiable",
+      "constraints not satisfiable by any configured instance type",
+    );
   }
   // accepted is already in compareTypes order; keep the cheapest, cut at the first too dear.
   let end = accepted.length;

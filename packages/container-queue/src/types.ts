@@ -1,63 +1,20 @@
-import type { Container, ContainerUuid } from "@dispatch-cloud/arvados-client";
+import type { Container, InstanceType } from "@dispatch-cloud/arvados-types";
 
-/** GPU capabilities of an instance type (`InstanceTypes.<name>.GPU`). */
-export interface GpuFeatures {
-  readonly Stack: string;
-  readonly DriverVersion: string;
-  readonly HardwareTarget: string;
-  readonly DeviceCount: number;
-  readonly VRAM: number;
-}
+/** The container fields a poll selects (`select`). */
+export const POLLED_FIELDS = [
+  "uuid",
+  "state",
+  "priority",
+  "runtime_constraints",
+  "container_image",
+  "scheduling_parameters",
+  "created_at",
+] as const;
 
-/** One configured instance type (same shape as config's and cloud-driver-api's). */
-export interface InstanceType {
-  readonly Name: string;
-  readonly ProviderType: string;
-  readonly VCPUs: number;
-  readonly RAM: number;
-  readonly IncludedScratch: number;
-  readonly AddedScratch: number;
-  readonly Scratch: number;
-  readonly Price: number;
-  readonly Preemptible: boolean;
-  readonly GPU: GpuFeatures;
-}
-
-/** What a container needs from an instance, overheads included (JSON `instance_resources`). */
-export interface InstanceResources {
-  readonly VCPUs: number;
-  readonly RAM: number;
-  readonly Scratch: number;
-  readonly GPUs: number;
-  readonly GPUVRAM: number;
-}
-
-/** The container fields a poll selects, plus `locked_by_uuid` from lock/unlock/cancel answers. */
-export type QueuedContainer = Pick<
-  Container,
-  | "uuid"
-  | "state"
-  | "priority"
-  | "runtime_constraints"
-  | "container_image"
-  | "scheduling_parameters"
-  | "created_at"
-> & { readonly locked_by_uuid?: string | null };
-
-/** One cached entry; types and resources are computed once, when it is first seen. */
-export interface QueueEntry {
-  readonly container: QueuedContainer;
-  /** Eligible types, cheapest first; empty only for an unsatisfiable non-Queued/Locked entry. */
-  readonly instanceTypes: readonly InstanceType[];
-  readonly instanceResources: InstanceResources;
-  readonly firstSeenAt: Date;
-}
-
-export interface QueueSnapshot {
-  readonly entries: ReadonlyMap<ContainerUuid, QueueEntry>;
-  /** Every entry was fetched no earlier than this. */
-  readonly threshold: Date;
-}
+/** The fields a poll selects, plus `locked_by_uuid` from lock/unlock/cancel answers. */
+export type PolledContainer = Pick<Container, (typeof POLLED_FIELDS)[number]> & {
+  readonly locked_by_uuid?: string | null;
+};
 
 /** The config values type selection uses (`Containers.*`), passed in by the caller. */
 export interface SelectionConfig {

@@ -1,10 +1,6 @@
 import { ContainerClient, StorageSharedKeyCredential } from "@azure/storage-blob";
-import {
-  instanceSetId,
-  type CreateRequest,
-  type Instance,
-  type InstanceType,
-} from "@dispatch-cloud/cloud-driver-api";
+import { instanceSetId, type InstanceType } from "@dispatch-cloud/arvados-types";
+import type { CreateRequest, Instance } from "@dispatch-cloud/cloud-driver-api";
 import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAzureDriver, type AzureInstance, type AzureInstanceSet } from "./index.js";

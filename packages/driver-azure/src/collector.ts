@@ -1,7 +1,8 @@
 import type { Disk } from "@azure/arm-compute";
 import type { NetworkInterface } from "@azure/arm-network";
 import type { ContainerClient } from "@azure/storage-blob";
-import { errorMessage, type Logger } from "@dispatch-cloud/cloud-driver-api";
+import type { Logger } from "@dispatch-cloud/arvados-types";
+import { errorMessage } from "@dispatch-cloud/cloud-driver-api";
 import { lroOptions, type AzureClients } from "./clients.js";
 import { BoundedDeleter } from "./deleter.js";
 import type { AzureParameters } from "./params.js";

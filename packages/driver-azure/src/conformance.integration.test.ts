@@ -1,4 +1,4 @@
-import { instanceSetId } from "@dispatch-cloud/cloud-driver-api";
+import { instanceSetId } from "@dispatch-cloud/arvados-types";
 import { runConformanceSuite } from "@dispatch-cloud/cloud-driver-api/testing";
 import { createAzureDriver } from "./index.js";
 import { FakeArm, fakeCredential, recordingLogger } from "./testing/index.js";

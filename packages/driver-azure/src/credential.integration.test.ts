@@ -3,11 +3,8 @@
 // bearer token it gets is what the fake ARM server (also https) receives. Both peers use one
 // self-signed certificate, trusted through the driver's caCertificates (the SDK pipelines' TLS
 // options), not through the process environment.
-import {
-  instanceSetId,
-  type CreateRequest,
-  type InstanceSet,
-} from "@dispatch-cloud/cloud-driver-api";
+import { instanceSetId } from "@dispatch-cloud/arvados-types";
+import type { CreateRequest, InstanceSet } from "@dispatch-cloud/cloud-driver-api";
 import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createAzureDriver, type AzureDriverOptions } from "./index.js";

@@ -1,11 +1,10 @@
 import type { TokenCredential } from "@azure/identity";
+import { instanceSetId, type InstanceType } from "@dispatch-cloud/arvados-types";
 import {
   QuotaError,
   RateLimitError,
-  instanceSetId,
   type CreateRequest,
   type Instance,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterEach, describe, expect, it } from "vitest";

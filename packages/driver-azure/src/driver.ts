@@ -4,21 +4,23 @@ import type { NetworkInterface } from "@azure/arm-network";
 import type { TokenCredential } from "@azure/identity";
 import type { ContainerClient } from "@azure/storage-blob";
 import {
-  errorMessage,
   instanceId,
-  type CreateRequest,
-  type DriverContext,
-  type DriverFactory,
   type HostKeyVerdict,
-  type Instance,
   type InstanceId,
-  type InstancePrice,
-  type InstanceSet,
-  type InstanceTags,
   type InstanceType,
   type Logger,
   systemClock,
   type Clock,
+} from "@dispatch-cloud/arvados-types";
+import {
+  errorMessage,
+  type CreateRequest,
+  type DriverContext,
+  type DriverFactory,
+  type Instance,
+  type InstancePrice,
+  type InstanceSet,
+  type InstanceTags,
 } from "@dispatch-cloud/cloud-driver-api";
 import { classifyAzureError } from "./classify.js";
 import {

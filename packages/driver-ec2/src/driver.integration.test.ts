@@ -16,9 +16,9 @@ import {
   ImportKeyPairCommand,
   type Instance as AwsInstance,
 } from "@aws-sdk/client-ec2";
+import { instanceSetId } from "@dispatch-cloud/arvados-types";
 import {
   CapacityError,
-  instanceSetId,
   QuotaError,
   RateLimitError,
   type CreateRequest,

@@ -11,9 +11,9 @@ import {
   type Instance as AwsInstance,
   type RunInstancesCommandInput,
 } from "@aws-sdk/client-ec2";
+import { instanceSetId } from "@dispatch-cloud/arvados-types";
 import {
   CapacityError,
-  instanceSetId,
   QuotaError,
   RateLimitError,
   type CreateRequest,

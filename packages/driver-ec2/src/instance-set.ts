@@ -10,20 +10,22 @@ import {
   type RunInstancesCommandInput,
 } from "@aws-sdk/client-ec2";
 import {
-  errorMessage,
   instanceId,
   systemClock,
   type Clock,
+  type HostKeyVerdict,
+  type InstanceId,
+  type InstanceType,
+  type Logger,
+} from "@dispatch-cloud/arvados-types";
+import {
+  errorMessage,
   type CreateRequest,
   type DriverContext,
-  type HostKeyVerdict,
   type Instance,
-  type InstanceId,
   type InstancePrice,
   type InstanceSet,
   type InstanceTags,
-  type InstanceType,
-  type Logger,
 } from "@dispatch-cloud/cloud-driver-api";
 import {
   classifyEc2Error,

@@ -1,8 +1,5 @@
-import {
-  readDriverParameters,
-  type DriverParameterReader,
-  type Logger,
-} from "@dispatch-cloud/cloud-driver-api";
+import type { Logger } from "@dispatch-cloud/arvados-types";
+import { readDriverParameters, type DriverParameterReader } from "@dispatch-cloud/cloud-driver-api";
 import { DEFAULT_INSTANCE_TYPE_QUOTA_GROUPS } from "./quota-group.js";
 
 /** The EC2 driver's DriverParameters, decoded, with defaults applied. */

@@ -1,4 +1,4 @@
-import type { InstanceType } from "@dispatch-cloud/cloud-driver-api";
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
 
 /** The instance-family prefixes EC2 counts against shared vCPU quotas (Arvados's defaults). */
 export const DEFAULT_INSTANCE_TYPE_QUOTA_GROUPS: Readonly<Record<string, string>> = {

@@ -1,9 +1,9 @@
 import { DescribeSpotPriceHistoryCommand, type EC2Client } from "@aws-sdk/client-ec2";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import {
   errorMessage,
   normalizePriceHistory,
   type InstancePrice,
-  type Logger,
 } from "@dispatch-cloud/cloud-driver-api";
 import { signalOption } from "./keypair.js";
 

@@ -4,13 +4,14 @@
  * is loaded with the first call, so a daemon starts (and answers its management API) without
  * waiting for it.
  */
+import { abortReason, raceAbort } from "@dispatch-cloud/arvados-types";
 import type {
   ImagesClient,
   InstancesClient,
   ZoneOperationsClient,
   protos,
 } from "@google-cloud/compute";
-import { abortReason, errorMessage } from "@dispatch-cloud/cloud-driver-api";
+import { errorMessage } from "@dispatch-cloud/cloud-driver-api";
 import { endpointParts, type GceConfig } from "./params.js";
 
 export type GceInstanceResource = protos.google.cloud.compute.v1.IInstance;
@@ -216,26 +217,9 @@ export function bounded<T>(
   if (signal?.aborted) return Promise.reject(abortReason(signal));
   const deadline = AbortSignal.timeout(timeoutMs);
   const stop = signal === undefined ? deadline : AbortSignal.any([signal, deadline]);
-  const call = start();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      call.catch(() => undefined);
-      reject(
-        signal?.aborted
-          ? abortReason(signal)
-          : new Error(`no answer from the Compute API within ${timeoutMs / 1000}s`),
-      );
-    };
-    stop.addEventListener("abort", onAbort, { once: true });
-    call.then(
-      (v) => {
-        stop.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        stop.removeEventListener("abort", onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
+  return raceAbort(start(), stop, () =>
+    signal?.aborted
+      ? abortReason(signal)
+      : new Error(`no answer from the Compute API within ${timeoutMs / 1000}s`),
+  );
 }

@@ -1,21 +1,23 @@
 import {
-  DriverParametersError,
-  ThrottleBackoff,
-  errorMessage,
   instanceId,
   systemClock,
   type Clock,
-  type CreateRequest,
-  type DriverContext,
   type HostKeyVerdict,
-  type Instance,
   type InstanceId,
-  type InstancePrice,
-  type InstanceSet,
   type InstanceSetId,
-  type InstanceTags,
   type InstanceType,
   type Logger,
+} from "@dispatch-cloud/arvados-types";
+import {
+  DriverParametersError,
+  ThrottleBackoff,
+  errorMessage,
+  type CreateRequest,
+  type DriverContext,
+  type Instance,
+  type InstancePrice,
+  type InstanceSet,
+  type InstanceTags,
 } from "@dispatch-cloud/cloud-driver-api";
 import {
   createGceApi,

@@ -1,4 +1,4 @@
-import type { InstanceType } from "@dispatch-cloud/cloud-driver-api";
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
 
 /** Machine families whose vCPUs count against the regional `CPUS` quota rather than their own. */
 const SHARED_CPU_QUOTA_FAMILIES: ReadonlySet<string> = new Set(["n1", "e2", "f1", "g1", "custom"]);

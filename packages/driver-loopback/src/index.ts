@@ -4,24 +4,26 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import {
+  abortReason,
+  instanceId,
+  type HostKeyVerdict,
+  type InstanceId,
+  type InstanceSetId,
+  type InstanceType,
+  type Logger,
+} from "@dispatch-cloud/arvados-types";
 import ssh2 from "ssh2";
 import {
   QuotaError,
-  abortReason,
   errorMessage,
   generateEd25519KeyPair,
-  instanceId,
   type CreateRequest,
   type DriverFactory,
-  type HostKeyVerdict,
   type Instance,
-  type InstanceId,
   type InstancePrice,
   type InstanceSet,
-  type InstanceSetId,
   type InstanceTags,
-  type InstanceType,
-  type Logger,
   type SshKeyPair,
 } from "@dispatch-cloud/cloud-driver-api";
 

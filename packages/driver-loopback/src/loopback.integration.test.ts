@@ -1,15 +1,14 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import ssh2 from "ssh2";
+import { instanceSetId, type Logger } from "@dispatch-cloud/arvados-types";
+import { sshCommand } from "@dispatch-cloud/ssh-executor/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   QuotaError,
   generateEd25519KeyPair,
-  instanceSetId,
   type Instance,
   type InstanceSet,
-  type Logger,
 } from "@dispatch-cloud/cloud-driver-api";
 import { runConformanceSuite } from "@dispatch-cloud/cloud-driver-api/testing";
 import {
@@ -65,38 +64,7 @@ function run(
   command: string,
   opts: { env?: Record<string, string>; stdin?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string; hostKey: Buffer }> {
-  const [host, port] = inst.address.split(":");
-  return new Promise((resolve, reject) => {
-    let hostKey = Buffer.alloc(0);
-    const c = new ssh2.Client();
-    c.on("error", reject);
-    c.on("ready", () => {
-      c.exec(command, opts.env === undefined ? {} : { env: opts.env }, (err, stream) => {
-        if (err) return reject(err);
-        let stdout = "";
-        let stderr = "";
-        let code = -1;
-        stream.on("data", (d: Buffer) => (stdout += d.toString()));
-        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        stream.on("exit", (c2: number) => (code = c2));
-        stream.on("close", () => {
-          c.end();
-          resolve({ code, stdout, stderr, hostKey });
-        });
-        stream.end(opts.stdin ?? "");
-      });
-    });
-    c.connect({
-      host: host ?? "",
-      port: Number(port),
-      username: inst.remoteUser,
-      privateKey,
-      hostVerifier: (key: Buffer) => {
-        hostKey = key;
-        return true;
-      },
-    });
-  });
+  return sshCommand({ address: inst.address, user: inst.remoteUser, privateKey }, command, opts);
 }
 
 describe("loopback over real SSH", () => {

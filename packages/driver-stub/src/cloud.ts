@@ -1,22 +1,25 @@
 import {
+  abortReason,
+  instanceId,
+  silentLogger,
+  systemClock,
+  type Clock,
+  type HostKeyChallengeSession,
+  type HostKeyVerdict,
+  type InstanceId,
+  type InstanceType,
+  type Logger,
+} from "@dispatch-cloud/arvados-types";
+import {
   CapacityError,
   QuotaError,
   RateLimitError,
-  abortReason,
   generateEd25519KeyPair,
-  instanceId,
-  systemClock,
-  type Clock,
   type CreateRequest,
-  type HostKeyChallengeSession,
-  type HostKeyVerdict,
   type Instance,
-  type InstanceId,
   type InstancePrice,
   type InstanceSet,
   type InstanceTags,
-  type InstanceType,
-  type Logger,
   type SshKeyPair,
 } from "@dispatch-cloud/cloud-driver-api";
 import { nodeApiRequester, type ApiRequester } from "./api.js";
@@ -55,16 +58,6 @@ export interface HeldOp {
   /** Make this one call fail with `error`. */
   fail(error: Error): void;
 }
-
-const noopLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child() {
-    return noopLogger;
-  },
-};
 
 export interface StubCloudOptions {
   /** Knobs; anything omitted takes its default (see DEFAULT_STUB_PARAMETERS). */
@@ -118,7 +111,7 @@ export class StubCloud {
   constructor(options: StubCloudOptions = {}) {
     this.parameters = { ...DEFAULT_STUB_PARAMETERS, ...options.parameters };
     this.clock = options.clock ?? systemClock;
-    this.#logger = options.logger ?? noopLogger;
+    this.#logger = options.logger ?? silentLogger;
     this.#serveSsh = options.serveSsh ?? true;
     this.#extraKeys = options.extraAuthorizedKeys ?? [];
     this.#apiRequest = options.apiRequest ?? nodeApiRequester;

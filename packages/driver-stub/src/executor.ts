@@ -1,41 +1,13 @@
 import { Readable } from "node:stream";
-import { abortReason, type Clock, type HostKeyVerdict } from "@dispatch-cloud/cloud-driver-api";
+import {
+  raceAbort,
+  type Clock,
+  type ExecResult,
+  type ExecuteOptions,
+  type ExecutorTarget,
+} from "@dispatch-cloud/arvados-types";
 import type { StubCloud } from "./cloud.js";
-import type { ExecResult, FakeVm } from "./vm.js";
-
-/* The executor port as the worker pool declares it (see the worker-pool package); declared here
- * structurally so this package does not import the pool. */
-
-export interface ExecutorTarget {
-  readonly address: string;
-  readonly remoteUser: string;
-  readonly instanceSecret: string;
-  verifyHostKey(
-    hostKey: Buffer,
-    session: {
-      run(
-        command: string,
-        signal?: AbortSignal,
-      ): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }>;
-    },
-    signal?: AbortSignal,
-  ): Promise<HostKeyVerdict>;
-}
-
-export interface ExecuteOptions {
-  readonly env?: Readonly<Record<string, string>>;
-  readonly stdin?: Buffer | string | NodeJS.ReadableStream;
-  readonly timeoutMs?: number;
-  readonly signal?: AbortSignal;
-}
-
-export interface Executor {
-  execute(command: string, options?: ExecuteOptions): Promise<ExecResult>;
-  setTarget(target: ExecutorTarget): void;
-  close(): Promise<void>;
-}
-
-export type ExecutorFactory = (target: ExecutorTarget) => Executor;
+import type { FakeVm } from "./vm.js";
 
 async function readAll(stdin: ExecuteOptions["stdin"]): Promise<Buffer> {
   if (stdin === undefined) return Buffer.alloc(0);
@@ -54,9 +26,10 @@ async function readAll(stdin: ExecuteOptions["stdin"]): Promise<Buffer> {
  * use and after `setTarget` changes the address; each new connection checks the host key with
  * the target (falling back to the instance secret on `not-implemented`); connecting to a VM
  * that is booting or gone rejects, a silent VM never answers (until the timeout or signal).
- * Timeouts run on the cloud's clock.
+ * Timeouts run on the cloud's clock. It is the worker pool's Executor port, implemented
+ * structurally (this package does not import the pool).
  */
-export class InProcessExecutor implements Executor {
+export class InProcessExecutor {
   readonly #cloud: StubCloud;
   readonly #clock: Clock;
   #target: ExecutorTarget;
@@ -149,25 +122,9 @@ export class InProcessExecutor implements Executor {
   }
 }
 
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
-
 /** An ExecutorFactory whose executors run commands in-process against `cloud`'s fake VMs. */
-export function inProcessExecutorFactory(cloud: StubCloud): ExecutorFactory {
+export function inProcessExecutorFactory(
+  cloud: StubCloud,
+): (target: ExecutorTarget) => InProcessExecutor {
   return (target) => new InProcessExecutor(cloud, target);
 }

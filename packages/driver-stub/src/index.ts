@@ -20,7 +20,7 @@ export {
   type StubParameters,
 } from "./params.js";
 export { nodeApiRequester, type ApiCall, type ApiRequester } from "./api.js";
-export type { ExecRequest, ExecResult, FakeVm, SimulatedRun, VmCommand } from "./vm.js";
+export type { ExecRequest, FakeVm, SimulatedRun, VmCommand } from "./vm.js";
 
 export interface StubDriverOptions extends Omit<StubCloudOptions, "parameters" | "logger"> {
   /** Called with each cloud the factory builds, so a test harness can reach its controls. */

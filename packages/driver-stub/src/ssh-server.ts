@@ -1,7 +1,8 @@
 import net from "node:net";
 import { timingSafeEqual } from "node:crypto";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import ssh2 from "ssh2";
-import { errorMessage, type Logger } from "@dispatch-cloud/cloud-driver-api";
+import { errorMessage } from "@dispatch-cloud/cloud-driver-api";
 import type { FakeVm } from "./vm.js";
 
 /** A VM's SSH endpoint: 127.0.0.1 on a port of its own. */

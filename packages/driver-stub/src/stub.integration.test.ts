@@ -1,5 +1,6 @@
 import http from "node:http";
-import ssh2 from "ssh2";
+import { instanceSetId } from "@dispatch-cloud/arvados-types";
+import { sshCommand } from "@dispatch-cloud/ssh-executor/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   CapacityError,
@@ -7,7 +8,6 @@ import {
   RateLimitError,
   generateEd25519KeyPair,
   initCommandWithSecret,
-  instanceSetId,
   tagKeys,
   type Instance,
 } from "@dispatch-cloud/cloud-driver-api";
@@ -55,34 +55,13 @@ function ssh(
   command: string,
   opts: { privateKey?: string; stdin?: string; user?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [host, port] = inst.address.split(":");
-  return new Promise((resolve, reject) => {
-    const c = new ssh2.Client();
-    c.on("error", reject);
-    c.on("ready", () => {
-      c.exec(command, (err, stream) => {
-        if (err) return reject(err);
-        let stdout = "";
-        let stderr = "";
-        let code = -1;
-        stream.on("data", (d: Buffer) => (stdout += d.toString()));
-        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        stream.on("exit", (x: number) => (code = x));
-        stream.on("close", () => {
-          c.end();
-          resolve({ code, stdout, stderr });
-        });
-        if (opts.stdin !== undefined) stream.end(opts.stdin);
-      });
-    });
-    c.connect({
-      host: host ?? "",
-      port: Number(port),
-      username: opts.user ?? inst.remoteUser,
-      privateKey: opts.privateKey ?? key.privateKey,
-      readyTimeout: 5000,
-    });
-  });
+  const target = {
+    address: inst.address,
+    user: opts.user ?? inst.remoteUser,
+    privateKey: opts.privateKey ?? key.privateKey,
+  };
+  const stdin = opts.stdin === undefined ? {} : { stdin: opts.stdin };
+  return sshCommand(target, command, { ...stdin, readyTimeoutMs: 5000 });
 }
 
 describe("stub VMs over real SSH", () => {

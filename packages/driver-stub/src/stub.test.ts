@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { InstanceType, ExecutorTarget } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it, afterEach } from "vitest";
 import {
   QuotaError,
@@ -7,30 +8,18 @@ import {
   generateEd25519KeyPair,
   initCommandWithSecret,
   tagKeys,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
-import { ManualClock } from "@dispatch-cloud/cloud-driver-api/testing";
-import {
-  createStubCloud,
-  inProcessExecutorFactory,
-  type ExecutorTarget,
-  type StubCloud,
-} from "./testing/index.js";
+import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
+import { createStubCloud, inProcessExecutorFactory, type StubCloud } from "./testing/index.js";
 import type { ApiCall } from "./api.js";
 import type { StubParameters } from "./params.js";
 
-export const type1: InstanceType = {
+export const type1: InstanceType = testInstanceType({
   Name: "type1",
   ProviderType: "t1.small",
-  VCPUs: 2,
   RAM: 4 << 30,
-  IncludedScratch: 0,
-  AddedScratch: 0,
-  Scratch: 0,
   Price: 0.1,
-  Preemptible: false,
-  GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
-};
+});
 
 const key = generateEd25519KeyPair("dispatcher");
 const keys = tagKeys();

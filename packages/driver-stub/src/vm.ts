@@ -1,22 +1,13 @@
+import type { Clock, ExecResult, Logger } from "@dispatch-cloud/arvados-types";
 import {
   INSTANCE_SECRET_PATH,
   errorMessage,
-  type Clock,
   type InstanceTags,
-  type Logger,
   type SshKeyPair,
 } from "@dispatch-cloud/cloud-driver-api";
 import type { ApiRequester } from "./api.js";
 import { VmFiles, type ContentStore } from "./files.js";
 import { shellSplit } from "./shell.js";
-
-/** A finished command: what an executor returns. A non-zero exit is a value. */
-export interface ExecResult {
-  readonly exitCode: number;
-  readonly signal?: string;
-  readonly stdout: Buffer;
-  readonly stderr: Buffer;
-}
 
 export interface ExecRequest {
   readonly env?: Readonly<Record<string, string>>;

@@ -1,25 +1,14 @@
-import { Counter, Gauge, Registry, Summary } from "prom-client";
-import { afterEach, describe, expect, it } from "vitest";
 import {
-  createManagementApp,
-  listen,
   type ActionResult,
   type IdleBehavior,
   type InstanceView,
-  type ListeningServer,
-  type Logger,
-  type QueueEntryView,
-} from "./index.js";
+  silentLogger as silent,
+} from "@dispatch-cloud/arvados-types";
+import { Counter, Gauge, Registry, Summary } from "prom-client";
+import { afterEach, describe, expect, it } from "vitest";
+import { createManagementApp, listen, type ListeningServer, type QueueEntryView } from "./index.js";
 
 const TOKEN = "mgmt-token-0123456789";
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
-
 const gpu = { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 };
 const entry: QueueEntryView = {
   container: {

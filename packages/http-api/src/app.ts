@@ -1,10 +1,11 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { goJsonLine, type IdleBehavior, type Logger } from "@dispatch-cloud/arvados-types";
 import express, { type Express } from "express";
 import { instancesJson, metricFamiliesJson, queueEntJson } from "./json.js";
 import { cleanPath } from "./path.js";
-import { goJson, serviceFramework, type ServiceOptions } from "./service.js";
-import type { IdleBehavior, Logger, ManagementPorts, MetricsSource } from "./ports.js";
+import { serviceFramework, type ServiceOptions } from "./service.js";
+import type { ManagementPorts, MetricsSource } from "./ports.js";
 
 export interface ManagementAppOptions {
   /** Clusters.<id>.ManagementToken. Empty: every request is refused (metrics too). */
@@ -160,7 +161,7 @@ export function createManagementApp(options: ManagementAppOptions): Express {
     const state = ports.health?.check() ?? { healthy: true };
     // Go encodes the error as a map: keys sorted.
     const body = state.healthy ? { health: "OK" } : { error: state.error, health: "ERROR" };
-    send(res, 200, "application/json", goJson(body));
+    send(res, 200, "application/json", goJsonLine(body));
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

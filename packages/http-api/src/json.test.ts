@@ -1,5 +1,5 @@
+import { goTime as goTimeNano } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it } from "vitest";
-import { goTimeNano } from "./json.js";
 import { cleanPath } from "./path.js";
 
 describe("cleanPath", () => {

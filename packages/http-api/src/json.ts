@@ -2,25 +2,18 @@
  * The JSON the Go dispatcher emits: Go structs serialise every field (zero values included) in
  * declaration order, so the shapes here are built key by key rather than passed through.
  */
-import type {
-  ContainerRecordView,
-  InstanceTypeView,
-  InstanceView,
-  PromMetricJson,
-  QueueEntryView,
-} from "./ports.js";
-
-export const GO_ZERO_TIME = "0001-01-01T00:00:00Z";
-
-/** RFC 3339 with nanosecond precision as Go prints it: UTC, trailing fractional zeros dropped. */
-export function goTimeNano(d: Date): string {
-  const iso = d.toISOString(); // 2024-01-02T03:04:05.120Z
-  return iso.replace(/\.(\d*?)0*Z$/, (_m, frac: string) => (frac ? `.${frac}Z` : "Z"));
-}
+import {
+  GO_ZERO_TIME,
+  goTime,
+  instanceTypeJson,
+  instanceViewJson,
+  type InstanceView,
+} from "@dispatch-cloud/arvados-types";
+import type { ContainerRecordView, PromMetricJson, QueueEntryView } from "./ports.js";
 
 function str(v: unknown, zero = ""): string {
   if (typeof v === "string") return v;
-  if (v instanceof Date) return goTimeNano(v);
+  if (v instanceof Date) return goTime(v);
   return zero;
 }
 function num(v: unknown): number {
@@ -34,7 +27,7 @@ function nullable(v: unknown): unknown {
   return v === undefined ? null : v;
 }
 function time(v: unknown): string | null {
-  if (v instanceof Date) return goTimeNano(v);
+  if (v instanceof Date) return goTime(v);
   return typeof v === "string" ? v : null;
 }
 function obj(v: unknown): Record<string, unknown> {
@@ -104,26 +97,6 @@ export function containerJson(c: ContainerRecordView): Record<string, unknown> {
   };
 }
 
-/** An instance type without the computed `Name` and `Scratch`, which Go does not serialise. */
-export function instanceTypeJson(t: InstanceTypeView): Record<string, unknown> {
-  return {
-    ProviderType: t.ProviderType,
-    VCPUs: t.VCPUs,
-    RAM: t.RAM,
-    IncludedScratch: t.IncludedScratch,
-    AddedScratch: t.AddedScratch,
-    Price: t.Price,
-    Preemptible: t.Preemptible,
-    GPU: {
-      Stack: t.GPU.Stack,
-      DriverVersion: t.GPU.DriverVersion,
-      HardwareTarget: t.GPU.HardwareTarget,
-      DeviceCount: t.GPU.DeviceCount,
-      VRAM: t.GPU.VRAM,
-    },
-  };
-}
-
 export function queueEntJson(e: QueueEntryView): Record<string, unknown> {
   const r = e.instanceResources;
   return {
@@ -136,24 +109,8 @@ export function queueEntJson(e: QueueEntryView): Record<string, unknown> {
       GPUVRAM: r.GPUVRAM,
     },
     instance_types: e.instanceTypes.map(instanceTypeJson),
-    first_seen_at: goTimeNano(e.firstSeenAt),
+    first_seen_at: goTime(e.firstSeenAt),
     scheduling_status: e.schedulingStatus,
-  };
-}
-
-export function instanceJson(v: InstanceView): Record<string, unknown> {
-  return {
-    instance: v.instance,
-    address: v.address,
-    price: v.price,
-    arvados_instance_type: v.arvados_instance_type,
-    provider_instance_type: v.provider_instance_type,
-    last_container_uuid: v.last_container_uuid,
-    last_busy: v.last_busy,
-    running_container_uuids:
-      v.running_container_uuids === null ? null : [...v.running_container_uuids].sort(),
-    worker_state: v.worker_state,
-    idle_behavior: v.idle_behavior,
   };
 }
 
@@ -165,7 +122,7 @@ export function instancesJson(views: readonly InstanceView[]): {
   const sorted = [...views].sort(
     (a, b) => cmp(a.instance, b.instance) || cmp(a.arvados_instance_type, b.arvados_instance_type),
   );
-  return { items: sorted.map(instanceJson) };
+  return { items: sorted.map(instanceViewJson) };
 }
 
 function cmp(a: string, b: string): number {

@@ -109,20 +109,16 @@ export class RequestLimiter {
         },
       }),
     );
-    this.#delay = new Summary({
-      name: "arvados_queue_delay_seconds",
-      help: "Time spent in the incoming request queue before start of processing",
-      labelNames: ["queue", "priority"],
-      registers,
-      ...SUMMARY,
-    });
-    this.#timeout = new Summary({
-      name: "arvados_queue_timeout_seconds",
-      help: "Time spent in the incoming request queue before client timed out or disconnected",
-      labelNames: ["queue", "priority"],
-      registers,
-      ...SUMMARY,
-    });
+    const byQueue = (name: string, help: string) =>
+      new Summary({ name, help, labelNames: ["queue", "priority"], registers, ...SUMMARY });
+    this.#delay = byQueue(
+      "arvados_queue_delay_seconds",
+      "Time spent in the incoming request queue before start of processing",
+    );
+    this.#timeout = byQueue(
+      "arvados_queue_timeout_seconds",
+      "Time spent in the incoming request queue before client timed out or disconnected",
+    );
   }
 
   /** Requests being handled now. */

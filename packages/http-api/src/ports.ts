@@ -1,49 +1,14 @@
 /*
  * What the management API reads and does, declared here so this package imports no pool or
  * scheduler. The daemon passes its real scheduler and pool (adapting where names differ);
- * tests pass small fakes.
+ * tests pass small fakes. The data they carry is arvados-types' vocabulary.
  */
-
-export interface Logger {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-  child(fields: Record<string, unknown>): Logger;
-}
-
-export type IdleBehavior = "run" | "hold" | "drain";
-export type WorkerState = "unknown" | "booting" | "idle" | "running" | "shutdown";
-
-export interface GpuFeatures {
-  readonly Stack: string;
-  readonly DriverVersion: string;
-  readonly HardwareTarget: string;
-  readonly DeviceCount: number;
-  readonly VRAM: number;
-}
-
-/** A configured instance type, Arvados field names. `Name` and `Scratch` are never serialised. */
-export interface InstanceTypeView {
-  readonly Name?: string;
-  readonly ProviderType: string;
-  readonly VCPUs: number;
-  readonly RAM: number;
-  readonly IncludedScratch: number;
-  readonly AddedScratch: number;
-  readonly Scratch?: number;
-  readonly Price: number;
-  readonly Preemptible: boolean;
-  readonly GPU: GpuFeatures;
-}
-
-export interface InstanceResourcesView {
-  readonly VCPUs: number;
-  readonly RAM: number;
-  readonly Scratch: number;
-  readonly GPUs: number;
-  readonly GPUVRAM: number;
-}
+import type {
+  ActionResult,
+  IdleBehavior,
+  InstanceView,
+  QueueEntry,
+} from "@dispatch-cloud/arvados-types";
 
 /**
  * The container record as the queue holds it: whichever fields the poll selected, with the
@@ -56,11 +21,7 @@ export interface ContainerRecordView {
 }
 
 /** One queue entry as the scheduler's latest pass left it. */
-export interface QueueEntryView {
-  readonly container: ContainerRecordView;
-  readonly instanceTypes: readonly InstanceTypeView[];
-  readonly instanceResources: InstanceResourcesView;
-  readonly firstSeenAt: Date;
+export interface QueueEntryView extends QueueEntry<ContainerRecordView> {
   /** What waiting users see (dispatcher spec §3.3); "" when nothing to say. */
   readonly schedulingStatus: string;
 }
@@ -70,24 +31,6 @@ export interface ContainersView {
   /** Entries in scheduler order, at most about a second old; null before the first pass. */
   containers(): readonly QueueEntryView[] | null;
 }
-
-/** One worker or pending create; field names are the JSON names of `/instances`. */
-export interface InstanceView {
-  readonly instance: string;
-  readonly address: string;
-  readonly price: number;
-  readonly arvados_instance_type: string;
-  readonly provider_instance_type: string;
-  readonly last_container_uuid: string;
-  /** RFC 3339 (Go's zero time for a pending create). */
-  readonly last_busy: string;
-  readonly running_container_uuids: readonly string[] | null;
-  readonly worker_state: WorkerState;
-  readonly idle_behavior: IdleBehavior;
-}
-
-/** The outcome of an admin action on one instance; a miss is a value. */
-export type ActionResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 /** The pool's read and admin side. */
 export interface PoolAdmin {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import net from "node:net";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -10,7 +11,6 @@ import {
   listen,
   newRequestId,
   type ListeningServer,
-  type Logger,
 } from "./index.js";
 
 const TOKEN = "mgmt-token-0123456789";

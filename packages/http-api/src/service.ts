@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { goJsonLine } from "@dispatch-cloud/arvados-types";
 import { Gauge, Summary, type Registry } from "prom-client";
 import { RequestLimiter, type LimiterOptions } from "./limiter.js";
 
@@ -16,16 +17,6 @@ export function newRequestId(): string {
   const b = randomBytes(16);
   const part = (o: number) => (b.readBigUInt64BE(o) & 0x7fff_ffff_ffff_ffffn).toString(36);
   return `req-${(part(0) + part(8)).slice(0, 20)}`;
-}
-
-/** JSON as Go's encoder writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped, then a newline. */
-export function goJson(value: unknown): string {
-  return `${JSON.stringify(value)
-    .replaceAll("<", "\\u003c")
-    .replaceAll(">", "\\u003e")
-    .replaceAll("&", "\\u0026")
-    .replaceAll("\u2028", "\\u2028")
-    .replaceAll("\u2029", "\\u2029")}\n`;
 }
 
 /** promhttp's method label: known methods lowercased (anything else lowercased too). */
@@ -77,20 +68,10 @@ export function serviceFramework(o: ServiceOptions): ServiceFramework {
       ? undefined
       : new RequestLimiter({ ...o.limits, ...(o.registry ? { registry: o.registry } : {}) });
   // Go summaries without objectives: only _sum and _count.
-  const duration = new Summary({
-    name: "request_duration_seconds",
-    help: "Summary of request duration.",
-    labelNames: ["code", "method"],
-    percentiles: [],
-    registers,
-  });
-  const ttfb = new Summary({
-    name: "time_to_status_seconds",
-    help: "Summary of request TTFB.",
-    labelNames: ["code", "method"],
-    percentiles: [],
-    registers,
-  });
+  const byStatus = (name: string, help: string) =>
+    new Summary({ name, help, labelNames: ["code", "method"], percentiles: [], registers });
+  const duration = byStatus("request_duration_seconds", "Summary of request duration.");
+  const ttfb = byStatus("time_to_status_seconds", "Summary of request TTFB.");
   const oldest = (pick: (a: Active) => number | null) => () => {
     let min: number | null = null;
     for (const a of active) {
@@ -123,7 +104,7 @@ export function serviceFramework(o: ServiceOptions): ServiceFramework {
 
   const inspect = (req: IncomingMessage, res: ServerResponse): void => {
     if (o.managementToken === "" || req.headers.authorization !== `Bearer ${o.managementToken}`) {
-      const body = goJson({ errors: ["unauthorized"] });
+      const body = goJsonLine({ errors: ["unauthorized"] });
       res.writeHead(401, {
         "Content-Type": "application/json",
         "X-Content-Type-Options": "nosniff",
@@ -143,7 +124,7 @@ export function serviceFramework(o: ServiceOptions): ServiceFramework {
         Elapsed: (now - a.start) / 1000,
       }))
       .sort((x, y) => x.Elapsed - y.Elapsed);
-    const body = goJson(report);
+    const body = goJsonLine(report);
     res.writeHead(200, {
       "Content-Type": "application/json",
       "Content-Length": Buffer.byteLength(body),

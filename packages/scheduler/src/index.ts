@@ -1,9 +1,6 @@
-export * from "./types.js";
-export {
-  Scheduler,
-  formatDuration,
-  type SchedulerOptions,
-  type ScheduledEntry,
-} from "./scheduler.js";
+export * from "./ports.js";
+export { Scheduler, type SchedulerOptions } from "./scheduler.js";
+export type { ScheduledEntry } from "./run-queue.js";
+export { formatDuration } from "./format.js";
 export { FreeResources } from "./resources.js";
 export * as schedulingStatus from "./status.js";

@@ -3,6 +3,20 @@
 // (creates finishing, locks succeeding, containers starting and finishing). After every pass
 // the invariants below must hold. A failure names its seed; `vitest run -t "seed 17"` replays
 // exactly that world (the PRNG is seeded, the clock is manual, nothing else is random).
+import type {
+  Clock,
+  ContainerState,
+  ContainerUuid,
+  IdleBehavior,
+  InstanceId,
+  InstanceResources,
+  InstanceType,
+  InstanceView,
+  QueueEntry,
+  QueueOpResult,
+  QueuedContainer,
+  WorkerState,
+} from "@dispatch-cloud/arvados-types";
 import { describe, expect, it } from "vitest";
 import { FreeResources } from "./resources.js";
 import { Scheduler } from "./scheduler.js";
@@ -17,20 +31,6 @@ import {
   StubPool,
   type FakeContainer,
 } from "./testing/index.js";
-import type {
-  Clock,
-  ContainerState,
-  ContainerUuid,
-  IdleBehavior,
-  InstanceId,
-  InstanceResources,
-  InstanceType,
-  InstanceView,
-  QueueEntry,
-  QueueOpResult,
-  QueuedContainer,
-  WorkerState,
-} from "./types.js";
 
 const GiB = 2 ** 30;
 const SEEDS = Array.from({ length: 200 }, (_, i) => i + 1);

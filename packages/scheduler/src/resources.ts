@@ -1,4 +1,4 @@
-import type { InstanceResources, InstanceType } from "./types.js";
+import type { InstanceResources, InstanceType } from "@dispatch-cloud/arvados-types";
 
 /**
  * Free resources on one instance while a pass packs containers onto it. Starts as the type's

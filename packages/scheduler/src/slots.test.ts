@@ -2,10 +2,6 @@
 // states, idle behaviors and loads; containers with random needs and eligible types; creates
 // during the pass), every choice and every warning must be exactly those of one walk over all
 // instances in pass order, as the mapping pass did before the index existed.
-import { describe, expect, it } from "vitest";
-import { FreeResources } from "./resources.js";
-import { compareSlots, SlotIndex, usableStates, type Slot } from "./slots.js";
-import { fixtureType, fixtureUuid, RecordingLogger, Rng } from "./testing/index.js";
 import type {
   ContainerUuid,
   IdleBehavior,
@@ -15,7 +11,11 @@ import type {
   Logger,
   QueueEntry,
   WorkerState,
-} from "./types.js";
+} from "@dispatch-cloud/arvados-types";
+import { describe, expect, it } from "vitest";
+import { FreeResources } from "./resources.js";
+import { compareSlots, SlotIndex, usableStates, type Slot } from "./slots.js";
+import { fixtureEntry, fixtureType, fixtureUuid, RecordingLogger, Rng } from "./testing/index.js";
 
 const GiB = 2 ** 30;
 
@@ -200,18 +200,7 @@ function entry(rng: Rng, types: readonly InstanceType[], n: number): QueueEntry 
     const cheapest = fit[0];
     eligible = fit.filter((t) => t === cheapest || t.Price <= (cheapest?.Price ?? 0) * factor);
   }
-  return {
-    container: {
-      uuid: fixtureUuid(n),
-      state: "Locked",
-      priority: 1,
-      scheduling_parameters: {},
-      created_at: "2026-01-01T00:00:00Z",
-    },
-    instanceTypes: eligible,
-    instanceResources: r,
-    firstSeenAt: new Date(0),
-  };
+  return fixtureEntry(n, eligible, r);
 }
 
 describe("SlotIndex chooses exactly as a walk over every instance", () => {
@@ -248,18 +237,8 @@ describe("SlotIndex chooses exactly as a walk over every instance", () => {
     });
     const a = slot("i-a");
     const index = new SlotIndex([a], 0, new RecordingLogger());
-    const ent = (n: number, vcpus: number): QueueEntry => ({
-      container: {
-        uuid: fixtureUuid(n),
-        state: "Locked",
-        priority: 1,
-        scheduling_parameters: {},
-        created_at: "2026-01-01T00:00:00Z",
-      },
-      instanceTypes: [t],
-      instanceResources: { VCPUs: vcpus, RAM: GiB, Scratch: 0, GPUs: 0, GPUVRAM: 0 },
-      firstSeenAt: new Date(0),
-    });
+    const ent = (n: number, vcpus: number): QueueEntry =>
+      fixtureEntry(n, [t], { VCPUs: vcpus, RAM: GiB, Scratch: 0, GPUs: 0, GPUVRAM: 0 });
     index.reserve(a, ent(1, 2));
     expect(index.best(ent(2, 1))).toBeUndefined();
     expect(index.best(ent(3, 2))).toBeUndefined();

@@ -1,6 +1,5 @@
 // The instances of one mapping pass and the choice of where a container goes. Internal to the
 // package: the scheduler builds one SlotIndex per pass.
-import type { FreeResources } from "./resources.js";
 import type {
   ContainerUuid,
   InstanceResources,
@@ -9,11 +8,23 @@ import type {
   Logger,
   QueueEntry,
   WorkerState,
-} from "./types.js";
+} from "@dispatch-cloud/arvados-types";
+import type { FreeResources } from "./resources.js";
+
+/** What the pass reads of an instance view. */
+export type SlotView = Pick<
+  InstanceView,
+  | "instance"
+  | "price"
+  | "arvados_instance_type"
+  | "worker_state"
+  | "idle_behavior"
+  | "running_container_uuids"
+>;
 
 /** One instance while a pass packs containers onto it. */
 export interface Slot {
-  view: InstanceView;
+  view: SlotView;
   type: InstanceType | undefined;
   free: FreeResources;
   containers: ContainerUuid[];

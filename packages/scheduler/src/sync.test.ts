@@ -1,31 +1,9 @@
+import type { ContainerState, ContainerUuid } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it } from "vitest";
-import { Scheduler } from "./scheduler.js";
-import {
-  FakeQueue,
-  fixtureType,
-  fixtureUuid,
-  ManualClock,
-  RecordingLogger,
-  StubPool,
-  type FakeContainer,
-} from "./testing/index.js";
-import type { ContainerState } from "./types.js";
+import { fixtureType, fixtureUuid, testScheduler, type FakeContainer } from "./testing/index.js";
 
 function setup() {
-  const clock = new ManualClock();
-  const types = [fixtureType(1)];
-  const queue = new FakeQueue(types, clock);
-  const pool = new StubPool();
-  const logger = new RecordingLogger();
-  const sched = new Scheduler<FakeContainer>({
-    queue,
-    pool,
-    logger,
-    instanceTypes: types,
-    clock,
-    staleLockTimeoutMs: 60_000,
-  });
-  return { clock, queue, pool, logger, sched };
+  return testScheduler([fixtureType(1)], { staleLockTimeoutMs: 60_000 });
 }
 
 /** Let pending promise callbacks and I/O-free tasks run (no time passes). */
@@ -35,6 +13,15 @@ async function flush() {
 
 type Run = "no" | "running" | "exited-fresh" | "exited-stale";
 const u = fixtureUuid(1);
+
+/** A container needing one VCPU and a byte of RAM: it fits the one fixture type. */
+function oneVcpu(
+  uuid: ContainerUuid,
+  state: ContainerState,
+  priority: number,
+): Omit<FakeContainer, "scheduling_parameters" | "created_at"> {
+  return { uuid, state, priority, runtime_constraints: { vcpus: 1, ram: 1 } };
+}
 
 describe("syncer action table", () => {
   const cases: {
@@ -68,12 +55,7 @@ describe("syncer action table", () => {
     "$state prio $prio $run unknown=$unknown → $want",
     async ({ state, prio, run, unknown, want }) => {
       const s = setup();
-      s.queue.add({
-        uuid: u,
-        state: "Queued",
-        priority: prio,
-        runtime_constraints: { vcpus: 1, ram: 1 },
-      });
+      s.queue.add(oneVcpu(u, "Queued", prio));
       await s.queue.update();
       s.queue.set(u, { state });
       if (unknown) s.pool.addWorker(fixtureType(1), "unknown");
@@ -110,12 +92,7 @@ describe("syncer action table", () => {
 describe("stale-lock fixer", () => {
   it("does nothing without unknown workers", async () => {
     const s = setup();
-    s.queue.add({
-      uuid: u,
-      state: "Locked",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Locked", 1));
     await s.queue.update();
     await s.sched.fixStaleLocks();
     expect(s.queue.changes).toEqual([]);
@@ -124,18 +101,8 @@ describe("stale-lock fixer", () => {
   it("waits for unknown workers, then unlocks what none of them runs", async () => {
     const s = setup();
     const v = fixtureUuid(2);
-    s.queue.add({
-      uuid: u,
-      state: "Locked",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
-    s.queue.add({
-      uuid: v,
-      state: "Locked",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Locked", 1));
+    s.queue.add(oneVcpu(v, "Locked", 1));
     const w1 = s.pool.addWorker(fixtureType(1), "unknown");
     const w2 = s.pool.addWorker(fixtureType(1), "unknown");
     await s.queue.update();
@@ -155,12 +122,7 @@ describe("stale-lock fixer", () => {
 
   it("gives up waiting after StaleLockTimeout", async () => {
     const s = setup();
-    s.queue.add({
-      uuid: u,
-      state: "Locked",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Locked", 1));
     s.pool.addWorker(fixtureType(1), "unknown");
     await s.queue.update();
     const done = s.sched.fixStaleLocks();
@@ -177,12 +139,7 @@ describe("stale-lock fixer", () => {
 describe("a lock already in flight", () => {
   it("is neither retried nor preceded by another kill check on the next pass", async () => {
     const s = setup();
-    s.queue.add({
-      uuid: u,
-      state: "Queued",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Queued", 1));
     await s.queue.update();
     s.queue.hold();
     await s.sched.runQueue();
@@ -201,12 +158,7 @@ describe("a lock already in flight", () => {
 describe("run loop", () => {
   it("polls, fixes stale locks, locks, and starts the container on the pass after the lock", async () => {
     const s = setup();
-    s.queue.add({
-      uuid: u,
-      state: "Queued",
-      priority: 1,
-      runtime_constraints: { vcpus: 1, ram: 1 },
-    });
+    s.queue.add(oneVcpu(u, "Queued", 1));
     s.pool.addWorker(fixtureType(1));
     s.queue.hold();
     s.sched.start();

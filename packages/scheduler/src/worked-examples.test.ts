@@ -1,18 +1,10 @@
 // The worked scheduler examples of the behaviour spec (§3.5), one table row or test each, run
 // against the scheduler's own test doubles.
+import type { ContainerState, InstanceType } from "@dispatch-cloud/arvados-types";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { Scheduler, type SchedulerOptions } from "./scheduler.js";
-import {
-  FakeQueue,
-  fixtureType,
-  fixtureUuid,
-  ManualClock,
-  RecordingLogger,
-  StubPool,
-  type FakeContainer,
-} from "./testing/index.js";
-import type { ContainerState, InstanceType } from "./types.js";
+import type { SchedulerOptions } from "./scheduler.js";
+import { fixtureType, fixtureUuid, testScheduler, type FakeContainer } from "./testing/index.js";
 
 const GiB = 2 ** 30;
 
@@ -21,17 +13,9 @@ function setup(
   factor: number,
   opts: Partial<SchedulerOptions<FakeContainer>> = {},
 ) {
-  const clock = new ManualClock();
-  const queue = new FakeQueue(types, clock, factor);
-  const pool = new StubPool();
-  const logger = new RecordingLogger();
   const registry = new Registry();
-  const sched = new Scheduler<FakeContainer>({
-    queue,
-    pool,
-    logger,
-    instanceTypes: types,
-    clock,
+  const { clock, queue, pool, logger, sched } = testScheduler(types, {
+    maxPriceFactor: factor,
     registry,
     ...opts,
   });
@@ -301,15 +285,21 @@ describe("Supervisors (SupervisorFraction 0.2, MaxInstances 10)", () => {
 });
 
 describe("503 quiet period", () => {
-  it("with maxContainers 3 after a recent 503 and 2 already running, the third starts", async () => {
-    let last503: Date | null = null;
+  /** Four containers running on four instances, and a 503 seen just before the first pass. */
+  async function fourRunningAfter503() {
+    const last503 = new Date(0);
     const s = setup(types(1, 2), 1, { maxInstances: 10, last503: () => last503 });
     for (let p = 1; p <= 4; p++) {
       s.add(10 + p, "Running", 1, 1, 1);
       s.pool.addWorker(fixtureType(1), "running", "run", [fixtureUuid(10 + p)]);
     }
-    last503 = new Date(s.clock.now());
+    last503.setTime(s.clock.now());
     await s.pass();
+    return { s, last503 };
+  }
+
+  it("with maxContainers 3 after a recent 503 and 2 already running, the third starts", async () => {
+    const { s, last503 } = await fourRunningAfter503();
     expect(s.sched.maxConcurrentContainers()).toBe(3);
     // Two finish; a Locked container waits on an idle instance, 30 s later (still quiet).
     for (const p of [13, 14]) {
@@ -330,14 +320,7 @@ describe("503 quiet period", () => {
   });
 
   it("a fourth would not start within the quiet minute, and the cap rises after it", async () => {
-    let last503: Date | null = null;
-    const s = setup(types(1, 2), 1, { maxInstances: 10, last503: () => last503 });
-    for (let p = 1; p <= 4; p++) {
-      s.add(10 + p, "Running", 1, 1, 1);
-      s.pool.addWorker(fixtureType(1), "running", "run", [fixtureUuid(10 + p)]);
-    }
-    last503 = new Date(s.clock.now());
-    await s.pass();
+    const { s } = await fourRunningAfter503();
     s.add(1, "Locked", 5, 1, 1);
     s.pool.addWorker(fixtureType(1));
     await s.pass();

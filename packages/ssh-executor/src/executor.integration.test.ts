@@ -1,25 +1,17 @@
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { Readable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  SshExecutorError,
-  createSshExecutorFactory,
   type ExecutorTarget,
   type HostKeyVerdict,
   type Logger,
-} from "./index.js";
-import { generateSshPrivateKey, startSshd, type Sshd } from "./testing/index.js";
+  silentLogger as silent,
+} from "@dispatch-cloud/arvados-types";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSshExecutorFactory } from "./index.js";
+import { generateSshPrivateKey, rejection, startSshd, type Sshd } from "./testing/index.js";
 
 const SECRET = "s3cret-instance-value";
-
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
 
 let sshd: Sshd;
 beforeAll(async () => {
@@ -68,16 +60,6 @@ function executor(
       ? {}
       : { keepaliveIntervalMs: opts.keepaliveIntervalMs, keepaliveCountMax: 2 }),
   })(t);
-}
-
-async function rejection(p: Promise<unknown>): Promise<SshExecutorError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!SshExecutorError.is(err))
-    throw new Error(`expected an SshExecutorError, got ${String(err)}`);
-  return err;
 }
 
 describe("against OpenSSH sshd", () => {

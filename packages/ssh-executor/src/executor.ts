@@ -1,5 +1,16 @@
 import { constants as osConstants } from "node:os";
 import { Readable, pipeline } from "node:stream";
+import {
+  raceAbort,
+  systemClock,
+  type ExecResult,
+  type ExecuteOptions,
+  type ExecutorTarget,
+  type Logger,
+  type RunResult,
+  type TimerHandle,
+  type Timers,
+} from "@dispatch-cloud/arvados-types";
 import ssh2, { type Client, type ClientChannel } from "ssh2";
 
 // ssh2 is CommonJS: Node's ESM loader gives its exports only as the default export.
@@ -12,15 +23,6 @@ import {
   type HostPort,
 } from "./command.js";
 import { SshExecutorError, type SshErrorKind } from "./errors.js";
-import type {
-  Clock,
-  ExecResult,
-  ExecuteOptions,
-  Executor,
-  ExecutorTarget,
-  Logger,
-  RunResult,
-} from "./types.js";
 
 export interface SshExecutorOptions {
   /** The dispatcher's private key (PEM or OpenSSH text). */
@@ -37,13 +39,9 @@ export interface SshExecutorOptions {
    */
   readonly keepaliveIntervalMs?: number;
   readonly keepaliveCountMax?: number;
-  readonly clock?: Clock;
+  /** Command and connect timeouts are armed here (default: real time). */
+  readonly clock?: Timers;
 }
-
-const realClock: Clock = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 /** Builds one executor per VM; all share the key and settings. */
 export function createSshExecutorFactory(
@@ -78,9 +76,10 @@ interface Dial {
 /**
  * One multiplexed SSH connection to one VM, shared by every command. Dials lazily, collapses
  * concurrent dials into one, redials when the connection dies or the target address changes,
- * and verifies the host key (through the driver or the instance secret) on each new key.
+ * and verifies the host key (through the driver or the instance secret) on each new key. It is
+ * the worker pool's Executor port, implemented structurally.
  */
-export class SshExecutor implements Executor {
+export class SshExecutor {
   private target: ExecutorTarget;
   private conn: Connection | undefined;
   private dialing: Dial | undefined;
@@ -88,7 +87,7 @@ export class SshExecutor implements Executor {
   private closed = false;
   private readonly defaultPort: string;
   private readonly connectTimeoutMs: number;
-  private readonly clock: Clock;
+  private readonly clock: Timers;
   private readonly logger: Logger;
 
   constructor(
@@ -98,7 +97,7 @@ export class SshExecutor implements Executor {
     this.target = target;
     this.defaultPort = options.port ?? "22";
     this.connectTimeoutMs = options.connectTimeoutMs ?? 60_000;
-    this.clock = options.clock ?? realClock;
+    this.clock = options.clock ?? systemClock;
     this.logger = options.logger;
   }
 
@@ -144,7 +143,7 @@ export class SshExecutor implements Executor {
     const onAbort = () => ac.abort(options.signal?.reason ?? "aborted");
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener("abort", onAbort, { once: true });
-    let timer: unknown;
+    let timer: TimerHandle | undefined;
     if (options.timeoutMs !== undefined) {
       const ms = options.timeoutMs;
       timer = this.clock.setTimeout(() => ac.abort(new TimeoutMarker(ms)), ms);
@@ -548,27 +547,6 @@ export function classifyClientError(
       what = "cannot connect";
   }
   return new SshExecutorError(kind, name, `${what}: ${err.message}`, { cause: err });
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(onAbort());
-    if (signal.aborted) {
-      abort();
-      return;
-    }
-    signal.addEventListener("abort", abort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", abort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", abort);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 function endClient(client: Client): Promise<void> {

@@ -1,20 +1,16 @@
-import { afterEach, describe, expect, it } from "vitest";
 import {
-  SshExecutorError,
-  createSshExecutorFactory,
-  type Clock,
   type ExecutorTarget,
-  type Logger,
-} from "./index.js";
-import { startFakeSshServer, type FakeExec, type FakeSshServer } from "./testing/index.js";
-
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
+  type Timers as Clock,
+  silentLogger as silent,
+} from "@dispatch-cloud/arvados-types";
+import { afterEach, describe, expect, it } from "vitest";
+import { createSshExecutorFactory } from "./index.js";
+import {
+  rejection,
+  startFakeSshServer,
+  type FakeExec,
+  type FakeSshServer,
+} from "./testing/index.js";
 
 const SECRET = "fake-secret";
 const SUDO_CAT = "sudo cat /var/run/arvados-instance-secret";
@@ -58,16 +54,6 @@ function target(s: FakeSshServer, over: Partial<ExecutorTarget> = {}): ExecutorT
     verifyHostKey: async () => ({ kind: "not-implemented" }),
     ...over,
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<SshExecutorError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!SshExecutorError.is(err))
-    throw new Error(`expected an SshExecutorError, got ${String(err)}`);
-  return err;
 }
 
 describe("against an in-process ssh2 server", () => {

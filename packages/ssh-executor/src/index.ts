@@ -7,15 +7,3 @@ export {
   shellQuote,
   INSTANCE_SECRET_PATH,
 } from "./command.js";
-export type {
-  Clock,
-  ExecResult,
-  ExecuteOptions,
-  Executor,
-  ExecutorFactory,
-  ExecutorTarget,
-  HostKeyVerdict,
-  Logger,
-  RunResult,
-  VerifySession,
-} from "./types.js";

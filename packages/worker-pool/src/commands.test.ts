@@ -1,14 +1,12 @@
 import { createHmac } from "node:crypto";
+import { goJson, goTime, type InstanceType } from "@dispatch-cloud/arvados-types";
 import { describe, expect, it } from "vitest";
-import type { InstanceType } from "@dispatch-cloud/cloud-driver-api";
 import {
   detachCommand,
   detachStdin,
   gatewayAddress,
-  goJson,
-  goTime,
   installCommand,
-  instanceTypeJson,
+  instanceTypeDocument as instanceTypeJson,
   killCommand,
   listCommand,
   md5sumCommand,

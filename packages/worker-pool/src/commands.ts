@@ -1,5 +1,12 @@
 import { createHmac } from "node:crypto";
-import type { InstancePrice, InstanceType } from "@dispatch-cloud/cloud-driver-api";
+import {
+  goJson,
+  goJsonLine,
+  goTime,
+  instanceTypeJson,
+  type InstanceType,
+} from "@dispatch-cloud/arvados-types";
+import type { InstancePrice } from "@dispatch-cloud/cloud-driver-api";
 
 /*
  * The exact command lines and stdin documents of the crunch-run protocol. Kept pure so the
@@ -101,55 +108,17 @@ export function parseListOutput(stdout: string, clusterId: string): ListReport {
   return { running, broken, stale };
 }
 
-/**
- * JSON as Go's encoding/json writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped. Everything
- * else JSON.stringify already writes the same way.
- */
-export function goJson(value: unknown, indent?: string): string {
-  return JSON.stringify(value, null, indent)
-    .replaceAll("<", "\\u003c")
-    .replaceAll(">", "\\u003e")
-    .replaceAll("&", "\\u0026")
-    .replaceAll("\u2028", "\\u2028")
-    .replaceAll("\u2029", "\\u2029");
-}
-
-/** A time as Go's RFC 3339 with nanoseconds: trailing zero fraction digits dropped. */
-export function goTime(ms: number): string {
-  const iso = new Date(ms).toISOString(); // 2026-01-02T03:04:05.678Z
-  return iso.replace(/\.?0+Z$/, "Z").replace(/\.Z$/, "Z");
-}
-
-/** Go's zero time, shown for pending creates. */
-export const GO_ZERO_TIME = "0001-01-01T00:00:00Z";
-
 /** The price list `--list --stdin-prices` reads. */
 export function pricesJson(prices: readonly InstancePrice[]): string {
-  return goJson(prices.map((p) => ({ StartTime: goTime(p.StartTime.getTime()), Price: p.Price })));
+  return goJson(prices.map((p) => ({ StartTime: goTime(p.StartTime), Price: p.Price })));
 }
 
 /**
- * The instance type as crunch-run saves it in `node.json`: Go field order, `Name` and
- * `Scratch` left out, 4-space indent, trailing newline.
+ * The instance type as crunch-run saves it in `node.json`: Go's JSON with a 4-space indent and
+ * a trailing newline.
  */
-export function instanceTypeJson(t: InstanceType): string {
-  const v = {
-    ProviderType: t.ProviderType,
-    VCPUs: t.VCPUs,
-    RAM: t.RAM,
-    IncludedScratch: t.IncludedScratch,
-    AddedScratch: t.AddedScratch,
-    Price: t.Price,
-    Preemptible: t.Preemptible,
-    GPU: {
-      Stack: t.GPU.Stack,
-      DriverVersion: t.GPU.DriverVersion,
-      HardwareTarget: t.GPU.HardwareTarget,
-      DeviceCount: t.GPU.DeviceCount,
-      VRAM: t.GPU.VRAM,
-    },
-  };
-  return `${goJson(v, "    ")}\n`;
+export function instanceTypeDocument(t: InstanceType): string {
+  return `${goJson(instanceTypeJson(t), "    ")}\n`;
 }
 
 /** `<host>:0` from an address that may carry a port (IPv6 hosts bracketed). */
@@ -190,7 +159,7 @@ export function detachStdin(c: DetachConfigInput): string {
     ARVADOS_API_TOKEN: c.systemRootToken,
     GatewayAddress: gatewayAddress(c.address),
     GatewayAuthSecret: gatewayAuthSecret(c.systemRootToken, c.uuid),
-    InstanceType: instanceTypeJson(c.instanceType),
+    InstanceType: instanceTypeDocument(c.instanceType),
   };
   if (c.apiInsecure) env["ARVADOS_API_HOST_INSECURE"] = "1";
   const sortedEnv: Record<string, string> = {};
@@ -202,5 +171,5 @@ export function detachStdin(c: DetachConfigInput): string {
     EC2SpotCheck: c.driver === "ec2" && c.instanceType.Preemptible,
     Cluster: buffers ? (c.clusterConfigJson ?? null) : null,
   };
-  return `${goJson(doc)}\n`;
+  return goJsonLine(doc);
 }

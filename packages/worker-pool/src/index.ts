@@ -1,28 +1,14 @@
-export { WorkerPool, type PoolSubscription, type WorkerPoolDeps } from "./pool.js";
-export type {
-  ExecResult,
-  ExecuteOptions,
-  Executor,
-  ExecutorFactory,
-  ExecutorTarget,
-} from "./executor.js";
+export { WorkerPool, type WorkerPoolDeps } from "./pool.js";
+export type { PoolSubscription } from "./subscription.js";
+export type { Executor, ExecutorFactory } from "./executor.js";
 export {
   BOOT_OUTCOMES,
-  IDLE_BEHAVIORS,
-  WORKER_STATES,
-  containerUuid,
-  isIdleBehavior,
-  type ActionResult,
   type BootOutcome,
   type ContainerToStart,
-  type ContainerUuid,
   type CreateRefusal,
   type CreateResult,
-  type IdleBehavior,
-  type InstanceView,
   type WorkerCounts,
   type WorkerPoolConfig,
-  type WorkerState,
 } from "./types.js";
 export { DEFAULTS as POOL_DEFAULTS } from "./settings.js";
 export {

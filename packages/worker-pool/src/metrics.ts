@@ -1,15 +1,11 @@
+import { WORKER_STATES } from "@dispatch-cloud/arvados-types";
 import { Counter, Gauge, Summary, type Registry } from "prom-client";
-import { BOOT_OUTCOMES, WORKER_STATES } from "./types.js";
+import { BOOT_OUTCOMES } from "./types.js";
+import type { Worker } from "./worker.js";
 
 /** Worker categories of the `instances_*` gauges. */
-export type InstanceCategory = "inuse" | "hold" | "booting" | "unknown" | "idle";
-export const INSTANCE_CATEGORIES: readonly InstanceCategory[] = [
-  "inuse",
-  "hold",
-  "booting",
-  "unknown",
-  "idle",
-];
+export const INSTANCE_CATEGORIES = ["inuse", "hold", "booting", "unknown", "idle"] as const;
+export type InstanceCategory = (typeof INSTANCE_CATEGORIES)[number];
 
 const PREFIX = "arvados_dispatchcloud_";
 // Arvados's summary objectives {0.5, 0.9, 0.95, 0.99}; prom-client keeps exact quantiles over a
@@ -88,30 +84,24 @@ export class PoolMetrics {
       registers,
     });
     for (const s of WORKER_STATES) this.instancesDisappeared.inc({ state: s }, 0);
-    this.timeToSsh = new Summary({
-      name: `${PREFIX}instances_time_to_ssh_seconds`,
-      help: "Number of seconds between instance creation and the first successful SSH connection.",
-      registers,
-      ...summaryOptions,
-    });
-    this.timeToReady = new Summary({
-      name: `${PREFIX}instances_time_to_ready_for_container_seconds`,
-      help: "Number of seconds between the first successful SSH connection and ready to run a container.",
-      registers,
-      ...summaryOptions,
-    });
-    this.timeFromShutdownToGone = new Summary({
-      name: `${PREFIX}instances_time_from_shutdown_request_to_disappearance_seconds`,
-      help: "Number of seconds between the first shutdown attempt and the disappearance of the worker.",
-      registers,
-      ...summaryOptions,
-    });
-    this.timeFromQueueToCrunchRun = new Summary({
-      name: `${PREFIX}containers_time_from_queue_to_crunch_run_seconds`,
-      help: "Number of seconds between the queuing of a container and the start of crunch-run.",
-      registers,
-      ...summaryOptions,
-    });
+    const summary = (name: string, help: string) =>
+      new Summary({ name: `${PREFIX}${name}`, help, registers, ...summaryOptions });
+    this.timeToSsh = summary(
+      "instances_time_to_ssh_seconds",
+      "Number of seconds between instance creation and the first successful SSH connection.",
+    );
+    this.timeToReady = summary(
+      "instances_time_to_ready_for_container_seconds",
+      "Number of seconds between the first successful SSH connection and ready to run a container.",
+    );
+    this.timeFromShutdownToGone = summary(
+      "instances_time_from_shutdown_request_to_disappearance_seconds",
+      "Number of seconds between the first shutdown attempt and the disappearance of the worker.",
+    );
+    this.timeFromQueueToCrunchRun = summary(
+      "containers_time_from_queue_to_crunch_run_seconds",
+      "Number of seconds between the queuing of a container and the start of crunch-run.",
+    );
     this.runProbeDuration = new Summary({
       name: `${PREFIX}instances_run_probe_duration_seconds`,
       help: "Number of seconds per runProbe.",
@@ -119,5 +109,55 @@ export class PoolMetrics {
       registers,
       ...summaryOptions,
     });
+  }
+
+  /** Set the gauges from the fleet; every configured type gets a series in every category. */
+  update(workers: Iterable<Worker>, typeNames: readonly string[], now: number): void {
+    let containers = 0;
+    const probed: number[] = [];
+    const counts = new Map<string, number>();
+    const price = new Map<InstanceCategory, number>();
+    const vcpus = new Map<InstanceCategory, number>();
+    const memory = new Map<InstanceCategory, number>();
+    for (const w of workers) {
+      const n = w.containers;
+      containers += n;
+      probed.push(w.probed);
+      const cat: InstanceCategory =
+        n > 0
+          ? "inuse"
+          : w.idleBehavior === "hold"
+            ? "hold"
+            : w.state === "booting"
+              ? "booting"
+              : w.state === "unknown"
+                ? "unknown"
+                : "idle";
+      const key = `${cat}\0${w.instType.Name}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      price.set(cat, (price.get(cat) ?? 0) + w.instType.Price);
+      vcpus.set(cat, (vcpus.get(cat) ?? 0) + w.instType.VCPUs);
+      memory.set(cat, (memory.get(cat) ?? 0) + w.instType.RAM);
+    }
+    this.containersRunning.set(containers);
+    probed.sort((a, b) => a - b);
+    this.probeAgeMax.set(probed.length > 0 ? (now - probed[0]!) / 1000 : 0);
+    this.probeAgeMedian.set(
+      probed.length > 0 ? (now - probed[Math.floor(probed.length / 2)]!) / 1000 : 0,
+    );
+    // Reset first: Arvados keeps series of types that left the config; we drop them.
+    this.instancesTotal.reset();
+    for (const cat of INSTANCE_CATEGORIES) {
+      for (const name of typeNames) {
+        this.instancesTotal.set({ category: cat, instance_type: name }, 0);
+      }
+      this.instancesPrice.set({ category: cat }, price.get(cat) ?? 0);
+      this.vcpusTotal.set({ category: cat }, vcpus.get(cat) ?? 0);
+      this.memoryBytesTotal.set({ category: cat }, memory.get(cat) ?? 0);
+    }
+    for (const [key, n] of counts) {
+      const [category, instance_type] = key.split("\0") as [string, string];
+      this.instancesTotal.set({ category, instance_type }, n);
+    }
   }
 }

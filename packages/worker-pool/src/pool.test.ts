@@ -3,21 +3,27 @@
 /* oxlint-disable typescript/no-unnecessary-type-assertion */
 import { createHash } from "node:crypto";
 import { getEventListeners } from "node:events";
-import { afterEach, describe, expect, it } from "vitest";
+import {
+  type InstanceView,
+  type ExecuteOptions,
+  instanceSetId,
+  type Clock,
+  type InstanceType,
+} from "@dispatch-cloud/arvados-types";
+import { describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import {
   CapacityError,
+  createTags,
+  initCommandWithSecret,
   QuotaError,
   RateLimitError,
-  initCommandWithSecret,
-  instanceSetId,
   tagKeys,
-  type Clock,
   type InstanceSet,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import {
   ManualClock,
+  cleanupAfterEach,
   recordingLogger,
   type LogEntry,
 } from "@dispatch-cloud/cloud-driver-api/testing";
@@ -27,9 +33,9 @@ import {
   type StubCloud,
   type StubParameters,
 } from "@dispatch-cloud/driver-stub/testing";
-import type { ExecuteOptions, ExecutorFactory } from "./executor.js";
+import type { ExecutorFactory } from "./executor.js";
 import { WorkerPool } from "./pool.js";
-import type { InstanceView, WorkerPoolConfig } from "./types.js";
+import type { WorkerPoolConfig } from "./types.js";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 const keys = tagKeys();
@@ -58,11 +64,7 @@ const type1p = itype("type1.preemptible", "t1.small", 0.05, true);
 const type2 = itype("type2", "t2.large", 0.2);
 const other = itype("other", "x9.huge", 0.9);
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.toReversed()) await c();
-  cleanups = [];
-});
+const cleanups = cleanupAfterEach();
 
 interface Setup {
   readonly clock: ManualClock;
@@ -188,13 +190,7 @@ async function foreignVm(s: Setup, tags: Record<string, string> = {}, type = typ
   return s.cloud.instanceSet.create({
     instanceType: type,
     imageId: "ami-123",
-    tags: {
-      [keys.instanceSetId]: SET_ID,
-      [keys.instanceType]: type.Name,
-      [keys.idleBehavior]: "run",
-      [keys.instanceSecret]: secret,
-      ...tags,
-    },
+    tags: { ...createTags(keys, SET_ID, type, secret), ...tags },
     initCommand: initCommandWithSecret(secret, ""),
     publicKey: null,
   });

@@ -1,4 +1,5 @@
-import { DEFAULT_TAG_KEY_PREFIX, type InstanceType } from "@dispatch-cloud/cloud-driver-api";
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
+import { DEFAULT_TAG_KEY_PREFIX } from "@dispatch-cloud/cloud-driver-api";
 import type { WorkerPoolConfig } from "./types.js";
 
 /** Arvados's built-in defaults, used when a configured duration is ≤ 0 (spec §10). */

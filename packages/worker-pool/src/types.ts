@@ -1,65 +1,14 @@
-import type { InstanceId, InstanceSetId, InstanceType } from "@dispatch-cloud/cloud-driver-api";
-
-/** A container UUID (`zzzzz-dz642-0123456789abcde`). */
-export type ContainerUuid = string & { readonly __brand: "ContainerUuid" };
-export const containerUuid = (uuid: string): ContainerUuid => uuid as ContainerUuid;
-
-/**
- * A worker's state, with Arvados's JSON strings.
- * - `unknown`: listed in the cloud but not created by this process, and not boot-probed yet;
- * - `booting`: created by this process, boot probe not passed yet;
- * - `idle` / `running`: ready, without / with containers;
- * - `shutdown`: destroy requested; stays until the VM leaves the listing.
- */
-export type WorkerState = "unknown" | "booting" | "idle" | "running" | "shutdown";
-export const WORKER_STATES: readonly WorkerState[] = [
-  "unknown",
-  "booting",
-  "idle",
-  "running",
-  "shutdown",
-];
-
-/**
- * What the pool does with an idle worker: `run` (take containers, shut down after TimeoutIdle),
- * `hold` (never shut down automatically, take no new containers), `drain` (shut down as soon
- * as nothing runs, take no new containers).
- */
-export type IdleBehavior = "run" | "hold" | "drain";
-export const IDLE_BEHAVIORS: readonly IdleBehavior[] = ["run", "hold", "drain"];
-export const isIdleBehavior = (v: unknown): v is IdleBehavior =>
-  v === "run" || v === "hold" || v === "drain";
+import type {
+  ContainerUuid,
+  InstanceSetId,
+  InstanceType,
+  InstanceView,
+  WorkerState,
+} from "@dispatch-cloud/arvados-types";
 
 /** How a worker's boot ended (metric label); each worker reports at most one. */
-export type BootOutcome = "failure" | "success" | "aborted" | "disappeared";
-export const BOOT_OUTCOMES: readonly BootOutcome[] = [
-  "failure",
-  "success",
-  "aborted",
-  "disappeared",
-];
-
-/**
- * One worker (or one pending create) as the scheduler and the management API see it. Field
- * names are the management API's JSON (`GET /arvados/v1/dispatch/instances`), so the view
- * serialises as is.
- */
-export interface InstanceView {
-  /** The cloud's instance id; "" for a create that has not returned yet. */
-  readonly instance: string;
-  readonly address: string;
-  /** The configured price of the instance type. */
-  readonly price: number;
-  readonly arvados_instance_type: string;
-  readonly provider_instance_type: string;
-  readonly last_container_uuid: string;
-  /** RFC 3339; Go's zero time `0001-01-01T00:00:00Z` for a pending create. */
-  readonly last_busy: string;
-  /** Running and starting containers, sorted; null for a pending create. */
-  readonly running_container_uuids: readonly string[] | null;
-  readonly worker_state: WorkerState;
-  readonly idle_behavior: IdleBehavior;
-}
+export const BOOT_OUTCOMES = ["failure", "success", "aborted", "disappeared"] as const;
+export type BootOutcome = (typeof BOOT_OUTCOMES)[number];
 
 /** Why `create` declined. */
 export type CreateRefusal =
@@ -68,9 +17,6 @@ export type CreateRefusal =
 export type CreateResult =
   | { readonly ok: true; readonly view: InstanceView }
   | { readonly ok: false; readonly reason: CreateRefusal };
-
-/** The outcome of an admin action on one instance; `error` is the management API's 404 text. */
-export type ActionResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 /**
  * The part of a container record StartContainer needs. The creation time feeds the
@@ -142,5 +88,3 @@ export interface WorkerPoolConfig {
 
 /** The per-state worker counts of `countWorkers`. */
 export type WorkerCounts = Readonly<Record<WorkerState, number>>;
-
-export type { InstanceId };

@@ -33,3 +33,27 @@ export async function runCloudtest(
   });
   return { code, stdout, stderr };
 }
+
+/**
+ * A one-cluster config.yml for cloudtest: the dispatch key from `keyFile`, the given
+ * `CloudVMs` lines and, if any, `InstanceTypes` lines (each without its indentation).
+ */
+export function clusterYaml(
+  keyFile: string,
+  cloudVMs: readonly string[],
+  instanceTypes: readonly string[] = [],
+): string {
+  return [
+    "Clusters:",
+    "  zzzzz:",
+    "    Services: {Controller: {ExternalURL: https://zzzzz.example}}",
+    "    Containers:",
+    `      DispatchPrivateKey: file://${keyFile}`,
+    "      CloudVMs:",
+    ...cloudVMs.map((l) => `        ${l}`),
+    ...(instanceTypes.length > 0
+      ? ["    InstanceTypes:", ...instanceTypes.map((l) => `      ${l}`)]
+      : []),
+    "",
+  ].join("\n");
+}

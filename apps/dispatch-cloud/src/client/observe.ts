@@ -1,8 +1,5 @@
-import {
-  ArvadosApiError,
-  type ArvadosClient,
-  type Container,
-} from "@dispatch-cloud/arvados-client";
+import { ArvadosApiError, type ArvadosClient } from "@dispatch-cloud/arvados-client";
+import type { Container } from "@dispatch-cloud/arvados-types";
 import type { Target } from "./target.js";
 import { explainApiError } from "./target.js";
 import type { Observation } from "./watch.js";

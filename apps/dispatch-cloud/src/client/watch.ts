@@ -1,4 +1,4 @@
-import type { ContainerState } from "@dispatch-cloud/arvados-client";
+import type { ContainerState } from "@dispatch-cloud/arvados-types";
 
 /** What a watcher sees of one container at one moment, from the API and the dispatcher. */
 export interface Observation {

@@ -1,10 +1,9 @@
+import { ArvadosApiError, type ContainerRequest } from "@dispatch-cloud/arvados-client";
 import {
-  ArvadosApiError,
   CONTAINER_STATES,
   type Container,
-  type ContainerRequest,
   type ContainerState,
-} from "@dispatch-cloud/arvados-client";
+} from "@dispatch-cloud/arvados-types";
 import type { Command } from "commander";
 import {
   clientCommand,

@@ -1,4 +1,5 @@
-import type { ContainerQueue } from "@dispatch-cloud/container-queue";
+import type { QueuedContainer } from "@dispatch-cloud/arvados-types";
+import type { ContainerQueue, PolledContainer } from "@dispatch-cloud/container-queue";
 import type {
   ContainersView,
   HealthCheck,
@@ -9,21 +10,16 @@ import type {
 } from "@dispatch-cloud/http-api";
 import type { Registry } from "prom-client";
 import type {
-  ContainerUuid,
-  InstanceId,
-  InstanceView as SchedulerInstanceView,
-  WorkerPool as SchedulerPoolPort,
   ContainerQueue as SchedulerQueuePort,
-  QueuedContainer,
+  Scheduler,
+  WorkerPool as SchedulerPoolPort,
 } from "@dispatch-cloud/scheduler";
-import type { Scheduler } from "@dispatch-cloud/scheduler";
 import type { WorkerPool } from "@dispatch-cloud/worker-pool";
 import type { Session } from "./session.js";
 
 /**
- * The scheduler's WorkerPool port over the real pool. The two packages name the same things in
- * their own branded types (they import each other's nothing), so the casts here only restate
- * that a pool InstanceView is a scheduler InstanceView.
+ * The scheduler's WorkerPool port over the real pool: the pool answers a create with a result
+ * that says why it refused; the scheduler only needs the placeholder view or null.
  */
 export function schedulerPoolPort(pool: WorkerPool): SchedulerPoolPort {
   return {
@@ -31,16 +27,16 @@ export function schedulerPoolPort(pool: WorkerPool): SchedulerPoolPort {
     atCapacity: (type) => pool.atCapacity(type),
     create(type) {
       const r = pool.create(type);
-      return r.ok ? (r.view as unknown as SchedulerInstanceView) : null;
+      return r.ok ? r.view : null;
     },
-    shutdown: (id: InstanceId) => pool.shutdown(id),
-    instances: () => pool.instances() as unknown as readonly SchedulerInstanceView[],
+    shutdown: (id) => pool.shutdown(id),
+    instances: () => pool.instances(),
     countWorkers: (signal) => pool.countWorkers(signal),
     running: () => pool.running(),
     subscribe: (listener) => pool.subscribe(listener),
-    startContainer: (id: InstanceId, ctr: QueuedContainer) => pool.startContainer(id, ctr),
-    killContainer: (uuid: ContainerUuid, reason: string) => pool.killContainer(uuid, reason),
-    forgetContainer: (uuid: ContainerUuid) => pool.forgetContainer(uuid),
+    startContainer: (id, ctr) => pool.startContainer(id, ctr),
+    killContainer: (uuid, reason) => pool.killContainer(uuid, reason),
+    forgetContainer: (uuid) => pool.forgetContainer(uuid),
   };
 }
 
@@ -54,7 +50,7 @@ export function containersView<C extends QueuedContainer>(
       // Arvados serves `"items": null` until the first pass has run.
       if (!passed()) return null;
       return scheduler.lastQueue().map(({ entry, schedulingStatus }): QueueEntryView => ({
-        container: entry.container as unknown as QueueEntryView["container"],
+        container: entry.container,
         instanceTypes: entry.instanceTypes,
         instanceResources: entry.instanceResources,
         firstSeenAt: entry.firstSeenAt,
@@ -89,12 +85,9 @@ export function poolHealth(
   };
 }
 
-/**
- * The scheduler's ContainerQueue port over the real queue: the same methods and records; only
- * the ContainerUuid brands differ (arvados-client's vs the scheduler's own).
- */
-export function schedulerQueuePort(queue: ContainerQueue): SchedulerQueuePort {
-  return queue as unknown as SchedulerQueuePort;
+/** The scheduler's ContainerQueue port is the real queue: the same methods and records. */
+export function schedulerQueuePort(queue: ContainerQueue): SchedulerQueuePort<PolledContainer> {
+  return queue;
 }
 
 /**

@@ -1,15 +1,18 @@
 import { hostname } from "node:os";
 import {
+  systemClock,
+  type Clock,
+  type InstanceSetId,
+  type Logger,
+} from "@dispatch-cloud/arvados-types";
+import {
   ClusterLock,
   RETRY_MS,
   checkConnection,
   connectionConfigured,
   lockApplicationName,
-  type Clock as LockClock,
 } from "@dispatch-cloud/cluster-lock";
-import { systemClock, type InstanceSetId } from "@dispatch-cloud/cloud-driver-api";
 import type { LoadedConfig } from "@dispatch-cloud/config";
-import type { Logger } from "../logger.js";
 import { acquireInstanceLock } from "./lock.js";
 import { fail } from "./steps.js";
 
@@ -27,7 +30,7 @@ export interface DispatchLock {
 
 export interface DispatchLockOptions {
   /** Time for the lock's retries and checks (default real time). */
-  readonly clock?: LockClock;
+  readonly clock?: Clock;
   /** Between attempts and liveness checks (default Arvados's 5 s). */
   readonly retryMs?: number;
   /** Told why we wait whenever that changes (who holds the cluster lock, or a database error). */

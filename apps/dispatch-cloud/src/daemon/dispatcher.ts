@@ -2,13 +2,13 @@ import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { ArvadosClient } from "@dispatch-cloud/arvados-client";
 import {
-  createDriverRegistry,
   instanceSetId as brandInstanceSetId,
   systemClock,
   type Clock,
-  type DriverRegistry,
   type InstanceSetId,
-} from "@dispatch-cloud/cloud-driver-api";
+  type Logger,
+} from "@dispatch-cloud/arvados-types";
+import { createDriverRegistry, type DriverRegistry } from "@dispatch-cloud/cloud-driver-api";
 import { RETRY_MS } from "@dispatch-cloud/cluster-lock";
 import type { LoadedConfig } from "@dispatch-cloud/config";
 import type { ContainerQueue } from "@dispatch-cloud/container-queue";
@@ -24,7 +24,6 @@ import { stubDriverDefinition } from "@dispatch-cloud/driver-stub";
 import type { Scheduler } from "@dispatch-cloud/scheduler";
 import type { WorkerPool } from "@dispatch-cloud/worker-pool";
 import { Registry } from "prom-client";
-import type { Logger } from "../logger.js";
 import { sessionPorts } from "./adapters.js";
 import { checkDispatcherConfig } from "./config-check.js";
 import { dispatchLock, type DispatchLockOptions } from "./dispatch-lock.js";

@@ -1,6 +1,6 @@
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import { errorMessage } from "@dispatch-cloud/cloud-driver-api";
-import type { Clock as LockClock } from "@dispatch-cloud/cluster-lock";
-import type { Logger } from "../logger.js";
+import type { Clock } from "@dispatch-cloud/arvados-types";
 import type { DispatchLock } from "./dispatch-lock.js";
 import type { Session } from "./session.js";
 import { fail } from "./steps.js";
@@ -10,7 +10,7 @@ export interface LockFollowerOptions {
   /** Builds a session (scheduler not started). */
   readonly startSession: () => Promise<Session>;
   readonly logger: Logger;
-  readonly clock: LockClock;
+  readonly clock: Clock;
   readonly retryMs: number;
 }
 

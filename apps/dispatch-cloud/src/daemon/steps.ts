@@ -5,16 +5,14 @@
  */
 import { existsSync } from "node:fs";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import type { Clock, InstanceSetId, InstanceType, Logger } from "@dispatch-cloud/arvados-types";
 import {
   UnsupportedDriverError,
   decorateInstanceSet,
   errorMessage,
-  type Clock,
   type DriverFactory,
   type DriverRegistry,
   type InstanceSet,
-  type InstanceSetId,
-  type InstanceType,
 } from "@dispatch-cloud/cloud-driver-api";
 import {
   encodeCluster,
@@ -37,7 +35,6 @@ import { Scheduler } from "@dispatch-cloud/scheduler";
 import { createSshExecutorFactory } from "@dispatch-cloud/ssh-executor";
 import { WorkerPool, type WorkerPoolConfig } from "@dispatch-cloud/worker-pool";
 import { Gauge, type Registry } from "prom-client";
-import type { Logger } from "../logger.js";
 import { metricsSource, schedulerPoolPort, schedulerQueuePort } from "./adapters.js";
 import { bindAddress, chooseListenUrl, type ListenChoice } from "./listen-url.js";
 

@@ -1,5 +1,5 @@
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import { errorMessage } from "@dispatch-cloud/cloud-driver-api";
-import type { Logger } from "../logger.js";
 
 /**
  * What a start-up has built so far, to undo in reverse when a later step fails. Each step is

@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import { loadConfig, type LoadedConfig } from "@dispatch-cloud/config";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { startDispatcher, type Dispatcher } from "../daemon/dispatcher.js";
-import { createLogger, type Logger } from "../logger.js";
+import { createLogger } from "../logger.js";
 import { ensureDemoConfig } from "./config.js";
 import { ManagementClient } from "./management.js";
 import type { DemoFiles } from "./paths.js";

@@ -4,15 +4,16 @@ import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   MANAGEMENT_TOKEN,
-  freePort,
+  configFor,
   instances,
   mgmt,
   runCli,
   startApiPeer,
   startDaemon,
+  startStack,
+  stopStack,
   submit,
   waitListening,
-  writeConfig,
   type ApiPeer,
   type Daemon,
   type TestConfig,
@@ -23,28 +24,15 @@ async function cli(args: string[], env: Record<string, string> = {}) {
 }
 
 describe("admin CLI and management API", () => {
-  let peer: ApiPeer;
-  let cfg: TestConfig;
-  let daemon: Daemon;
-
+  let peer: ApiPeer, cfg: TestConfig, daemon: Daemon;
   beforeAll(async () => {
-    peer = await startApiPeer();
-    cfg = writeConfig({
-      controllerUrl: peer.url,
-      token: peer.token,
-      port: await freePort(),
+    ({ peer, cfg, daemon } = await startStack({
       // Long enough for the CLI (a node process each) to see it running, on a busy machine too.
       driverParameters: { ContainerRunTime: "15s", NoSuchKnob: 1 },
-    });
-    daemon = startDaemon(cfg.path, { ARVADOS_API_TOKEN: "ignored-by-the-daemon" });
-    await waitListening(daemon);
+      env: { ARVADOS_API_TOKEN: "ignored-by-the-daemon" },
+    }));
   });
-
-  afterAll(async () => {
-    await daemon?.stop();
-    await peer?.stop();
-    cfg?.cleanup();
-  });
+  afterAll(() => stopStack({ daemon, peer, cfg }));
 
   it("warns about ignored client environment variables", () => {
     expect(
@@ -235,8 +223,8 @@ describe("daemon start-up", () => {
   });
 
   it("refuses a second dispatcher for the same InstanceSetID, and stops cleanly on SIGTERM even with a half-sent request open", async () => {
-    const a = writeConfig({ controllerUrl: peer.url, token: peer.token, port: await freePort() });
-    const b = writeConfig({ controllerUrl: peer.url, token: peer.token, port: await freePort() });
+    const a = await configFor(peer);
+    const b = await configFor(peer);
     const first = startDaemon(a.path);
     try {
       await waitListening(first);
@@ -266,11 +254,7 @@ describe("daemon start-up", () => {
   });
 
   it("exits 1 when no InternalURL fits this host, and on a bad config", async () => {
-    const port = await freePort();
-    const cfg = writeConfig({
-      controllerUrl: peer.url,
-      token: peer.token,
-      port,
+    const cfg = await configFor(peer, {
       cluster: {
         Services: {
           Controller: { ExternalURL: peer.url },

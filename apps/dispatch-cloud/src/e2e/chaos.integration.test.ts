@@ -9,13 +9,11 @@ import path from "node:path";
 import { seedContainer } from "@dispatch-cloud/container-api/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
-  freePort,
+  SMALL_TYPE,
   instances,
   mgmt,
-  startApiPeer,
-  startDaemon,
-  waitListening,
-  writeConfig,
+  startStack,
+  stopStack,
   type ApiPeer,
   type Daemon,
   type TestConfig,
@@ -24,16 +22,9 @@ import {
 const N = 200;
 
 describe("chaos", () => {
-  let peer: ApiPeer;
-  let cfg: TestConfig;
-  let daemon: Daemon;
-
+  let peer: ApiPeer, cfg: TestConfig, daemon: Daemon;
   beforeAll(async () => {
-    peer = await startApiPeer();
-    cfg = writeConfig({
-      controllerUrl: peer.url,
-      token: peer.token,
-      port: await freePort(),
+    ({ peer, cfg, daemon } = await startStack({
       driverParameters: {
         ContainerRunTime: "200ms",
         // The stub has no "this type is always at capacity" knob: every failed create says
@@ -61,13 +52,7 @@ describe("chaos", () => {
       // Every container fits every type, all within MaximumPriceFactor (1.5) of the cheapest; the
       // cheapest not at capacity is used.
       instanceTypes: {
-        small: {
-          ProviderType: "p.small",
-          VCPUs: 1,
-          RAM: "2GiB",
-          IncludedScratch: "100GB",
-          Price: 0.1,
-        },
+        small: SMALL_TYPE,
         medium: {
           ProviderType: "q.medium",
           VCPUs: 2,
@@ -83,9 +68,7 @@ describe("chaos", () => {
           Price: 0.14,
         },
       },
-    });
-    daemon = startDaemon(cfg.path);
-    await waitListening(daemon);
+    }));
   });
 
   afterAll(async () => {
@@ -93,9 +76,7 @@ describe("chaos", () => {
     if (keep !== undefined && daemon !== undefined) {
       writeFileSync(path.join(keep, "chaos-daemon.log"), daemon.stderr());
     }
-    await daemon?.stop();
-    await peer?.stop();
-    cfg?.cleanup();
+    await stopStack({ daemon, peer, cfg });
   });
 
   it("finishes every container once, with reasons for cancels, and leaves no VM", async () => {

@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import { selfSignedCertificate } from "@dispatch-cloud/driver-azure/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   APP_DIR,
@@ -293,7 +294,7 @@ describe("container-api, submit and container commands", () => {
       expect((JSON.parse(listed.stdout) as { items: unknown[] }).items.length).toBeGreaterThan(0);
 
       // An https front with a self-signed certificate: refused unless ARVADOS_API_HOST_INSECURE.
-      const tls = await httpsProxy(dir, url);
+      const tls = await httpsProxy(url);
       try {
         const host = { ARVADOS_API_HOST: `127.0.0.1:${tls.port}`, ARVADOS_API_TOKEN: token };
         const strict = await cli(["container", "list"], host);
@@ -420,37 +421,18 @@ describe("submit --wait and scheduling status from a dispatcher on the stub clou
 });
 
 /** An https server with a self-signed certificate in front of `target`. */
-async function httpsProxy(dir: string, target: string) {
-  const key = path.join(dir, "tls-key.pem");
-  const cert = path.join(dir, "tls-cert.pem");
-  execFileSync(
-    "openssl",
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"].concat([
-      "-subj",
-      "/CN=127.0.0.1",
-      "-days",
-      "1",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]),
-    { stdio: "pipe" },
-  );
-  const server = https.createServer(
-    { key: fs.readFileSync(key), cert: fs.readFileSync(cert) },
-    (req, res) => {
-      const upstream = http.request(
-        new URL(req.url ?? "/", target),
-        { method: req.method, headers: req.headers },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      req.pipe(upstream);
-    },
-  );
+async function httpsProxy(target: string) {
+  const server = https.createServer(selfSignedCertificate(), (req, res) => {
+    const upstream = http.request(
+      new URL(req.url ?? "/", target),
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    req.pipe(upstream);
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,

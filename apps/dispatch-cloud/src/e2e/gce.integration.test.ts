@@ -18,14 +18,15 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { logLines } from "../demo/containers.js";
 import { runnerBundlePath } from "../demo/paths.js";
 import {
+  configFor,
   freePort,
   instances,
   mgmt,
   startApiPeer,
   startDaemon,
+  stopStack,
   submit,
   waitListening,
-  writeConfig,
   type ApiPeer,
   type Daemon,
   type TestConfig,
@@ -57,10 +58,7 @@ describe("the daemon on GCE (fake Compute API, sshd as the VM)", () => {
         }),
       );
     };
-    cfg = writeConfig({
-      controllerUrl: peer.url,
-      token: peer.token,
-      port: await freePort(),
+    cfg = await configFor(peer, {
       containers: { RuntimeEngine: "process" },
       cloudVMs: {
         Driver: "gce",
@@ -104,8 +102,7 @@ describe("the daemon on GCE (fake Compute API, sshd as the VM)", () => {
     await Promise.all(sshds.map((s) => s.stop()));
     await Promise.all(vms.map((v) => v.remove()));
     await fake?.close();
-    await peer?.stop();
-    cfg?.cleanup();
+    await stopStack({ peer, cfg });
   });
 
   let vm: FakeInstance;

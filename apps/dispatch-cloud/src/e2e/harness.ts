@@ -10,6 +10,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 import {
   createDriverRegistry,
   generateEd25519KeyPair,
@@ -20,7 +21,7 @@ import { loadConfig, type LoadedConfig } from "@dispatch-cloud/config";
 import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { startRecordingProxy, type RecordedUpdate } from "@dispatch-cloud/container-api/testing";
-import { createLogger, type Logger } from "../logger.js";
+import { createLogger } from "../logger.js";
 
 export const APP_DIR = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = path.join(APP_DIR, "dist/cli.js");
@@ -74,15 +75,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export interface ConfigOptions {
-  readonly controllerUrl: string;
-  readonly token: string;
-  readonly port: number;
+/** What a suite changes in the generated config. */
+export interface ConfigChanges {
   readonly driverParameters?: Record<string, unknown>;
   readonly cloudVMs?: Record<string, unknown>;
   readonly containers?: Record<string, unknown>;
   readonly instanceTypes?: Record<string, unknown>;
   readonly cluster?: Record<string, unknown>;
+}
+
+export interface ConfigOptions extends ConfigChanges {
+  readonly controllerUrl: string;
+  readonly token: string;
+  readonly port: number;
 }
 
 export interface TestConfig {
@@ -92,6 +97,15 @@ export interface TestConfig {
   readonly privateKey: string;
   cleanup(): void;
 }
+
+/** The default config's one instance type, `small`. */
+export const SMALL_TYPE = {
+  ProviderType: "p.small",
+  VCPUs: 1,
+  RAM: "2GiB",
+  IncludedScratch: "100GB",
+  Price: 0.1,
+} as const;
 
 /** Writes a config.yml (JSON is YAML) for the stub cloud with test-sized timeouts. */
 export function writeConfig(o: ConfigOptions): TestConfig {
@@ -137,15 +151,7 @@ export function writeConfig(o: ConfigOptions): TestConfig {
           },
           ...o.containers,
         },
-        InstanceTypes: o.instanceTypes ?? {
-          small: {
-            ProviderType: "p.small",
-            VCPUs: 1,
-            RAM: "2GiB",
-            IncludedScratch: "100GB",
-            Price: 0.1,
-          },
-        },
+        InstanceTypes: o.instanceTypes ?? { small: SMALL_TYPE },
         ...o.cluster,
       },
     },
@@ -159,6 +165,49 @@ export function writeConfig(o: ConfigOptions): TestConfig {
     privateKey: key.privateKey,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** A config for `peer` as the controller, with the management API on a free port. */
+export async function configFor(peer: ApiPeer, changes: ConfigChanges = {}): Promise<TestConfig> {
+  return writeConfig({
+    controllerUrl: peer.url,
+    token: peer.token,
+    port: await freePort(),
+    ...changes,
+  });
+}
+
+/** A suite's controller peer and config, and the daemon if the suite started one. */
+export interface Stack {
+  readonly peer: ApiPeer;
+  readonly cfg: TestConfig;
+  readonly daemon: Daemon;
+}
+
+/** The controller peer and a config pointing at it. */
+export async function startPeerWithConfig(
+  changes: ConfigChanges = {},
+): Promise<Omit<Stack, "daemon">> {
+  const peer = await startApiPeer();
+  return { peer, cfg: await configFor(peer, changes) };
+}
+
+/** The controller peer, a config pointing at it, and the daemon on it, listening. */
+export async function startStack(
+  changes: ConfigChanges & { readonly env?: Record<string, string> } = {},
+): Promise<Stack> {
+  const { env, ...config } = changes;
+  const { peer, cfg } = await startPeerWithConfig(config);
+  const daemon = startDaemon(cfg.path, env);
+  await waitListening(daemon);
+  return { peer, cfg, daemon };
+}
+
+/** Stop what a suite started; any part may be missing if its set-up failed. */
+export async function stopStack(s: Partial<Stack>): Promise<void> {
+  await s.daemon?.stop();
+  await s.peer?.stop();
+  s.cfg?.cleanup();
 }
 
 export interface LogLine {

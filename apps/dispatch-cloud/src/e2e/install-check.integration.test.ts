@@ -3,17 +3,14 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   MANAGEMENT_TOKEN,
-  freePort,
   instances,
   mgmt,
-  startApiPeer,
-  startDaemon,
+  startStack,
+  stopStack,
   submit,
-  writeConfig,
   type ApiPeer,
   type Daemon,
   type TestConfig,
-  waitListening,
 } from "./harness.js";
 
 interface QueueEntJson {
@@ -24,30 +21,16 @@ interface QueueEntJson {
 }
 
 describe("install check: echo Hello, Crunch!", () => {
-  let peer: ApiPeer;
-  let cfg: TestConfig;
-  let daemon: Daemon;
-
+  let peer: ApiPeer, cfg: TestConfig, daemon: Daemon;
   beforeAll(async () => {
-    peer = await startApiPeer();
-    cfg = writeConfig({
-      controllerUrl: peer.url,
-      token: peer.token,
-      port: await freePort(),
+    ({ peer, cfg, daemon } = await startStack({
       // Long enough to watch it run through the management API.
       driverParameters: { ContainerRunTime: "1500ms" },
       // Debug lines carry the most fields: the secrets check below covers them too.
       cluster: { SystemLogs: { Format: "json", LogLevel: "debug" } },
-    });
-    daemon = startDaemon(cfg.path);
-    await waitListening(daemon);
+    }));
   });
-
-  afterAll(async () => {
-    await daemon?.stop();
-    await peer?.stop();
-    cfg?.cleanup();
-  });
+  afterAll(() => stopStack({ daemon, peer, cfg }));
 
   it("runs the container to Complete, exit 0, showing it in /containers and /instances", async () => {
     const uuid = await submit(peer, ["echo", "Hello, Crunch!"]);

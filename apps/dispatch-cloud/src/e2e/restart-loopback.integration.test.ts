@@ -10,14 +10,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { logLines } from "../demo/containers.js";
 import { runnerBundlePath } from "../demo/paths.js";
 import {
-  freePort,
   instances,
   mgmt,
-  startApiPeer,
   startDaemon,
+  startPeerWithConfig,
+  stopStack,
   submit,
   waitListening,
-  writeConfig,
   type ApiPeer,
   type Daemon,
   type TestConfig,
@@ -37,11 +36,7 @@ describe("restart after SIGKILL on loopback", () => {
   const uuids: string[] = [];
 
   beforeAll(async () => {
-    peer = await startApiPeer();
-    cfg = writeConfig({
-      controllerUrl: peer.url,
-      token: peer.token,
-      port: await freePort(),
+    ({ peer, cfg } = await startPeerWithConfig({
       containers: { RuntimeEngine: "process" },
       cloudVMs: {
         Driver: "loopback",
@@ -64,7 +59,7 @@ describe("restart after SIGKILL on loopback", () => {
           Price: 1,
         },
       },
-    });
+    }));
     lockDir = path.join(cfg.dir, "lock");
     fs.mkdirSync(lockDir);
     release = path.join(cfg.dir, "release");
@@ -81,8 +76,7 @@ describe("restart after SIGKILL on loopback", () => {
     for (const d of daemons) if (d.child.exitCode === null) await d.stop();
     // Whatever a failed run left behind is stopped, so no sleep outlives the test.
     for (const u of listRunning(lockDir)) crunchRun(lockDir, ["--kill", "9", u]);
-    await peer?.stop();
-    cfg?.cleanup();
+    await stopStack({ peer, cfg });
   });
 
   function start(): Daemon {

@@ -5,11 +5,10 @@ import { seedContainer } from "@dispatch-cloud/container-api/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDispatcher, type Dispatcher } from "../daemon/index.js";
 import {
-  freePort,
   loadForTest,
   sharedStubCloud,
-  startApiPeer,
-  writeConfig,
+  startPeerWithConfig,
+  stopStack,
   type ApiPeer,
   type TestConfig,
 } from "./harness.js";
@@ -23,19 +22,14 @@ describe("restart", () => {
   const lines: string[] = [];
 
   beforeAll(async () => {
-    peer = await startApiPeer();
-    cfg = writeConfig({
-      controllerUrl: peer.url,
-      token: peer.token,
-      port: await freePort(),
+    ({ peer, cfg } = await startPeerWithConfig({
       driverParameters: { ContainerRunTime: "6s", SharedHostKey: true },
       cloudVMs: { DeployRunnerBinary: "", MaxInstances: N, MaxConcurrentInstanceCreateOps: 0 },
-    });
+    }));
   });
   afterAll(async () => {
     await cloud.stop();
-    await peer?.stop();
-    cfg?.cleanup();
+    await stopStack({ peer, cfg });
   });
 
   async function start(): Promise<Dispatcher> {
@@ -51,14 +45,18 @@ describe("restart", () => {
         runtime_constraints: { vcpus: 1, ram: 64 << 20 },
       }),
     );
-    await vi.waitFor(
-      async () => {
-        const page = await peer.client.containers.list({
+    /** The containers' records, in the controller's order. */
+    const records = async () =>
+      (
+        await peer.client.containers.list({
           filters: [["uuid", "in", uuids]],
           select: ["uuid", "state"],
           limit: N,
-        });
-        expect(page.items.filter((c) => c.state === "Running")).toHaveLength(N);
+        })
+      ).items;
+    await vi.waitFor(
+      async () => {
+        expect((await records()).filter((c) => c.state === "Running")).toHaveLength(N);
       },
       { timeout: 30_000, interval: 100 },
     );
@@ -81,12 +79,7 @@ describe("restart", () => {
       );
       await vi.waitFor(
         async () => {
-          const page = await peer.client.containers.list({
-            filters: [["uuid", "in", uuids]],
-            select: ["uuid", "state"],
-            limit: N,
-          });
-          expect(page.items.map((c) => c.state)).toEqual(Array(N).fill("Complete"));
+          expect((await records()).map((c) => c.state)).toEqual(Array(N).fill("Complete"));
         },
         { timeout: 30_000, interval: 100 },
       );

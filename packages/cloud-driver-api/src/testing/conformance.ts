@@ -1,8 +1,9 @@
+import type { InstanceType } from "@dispatch-cloud/arvados-types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CapacityError, QuotaError, RateLimitError } from "../errors.js";
 import { generateEd25519KeyPair } from "../ssh-keys.js";
-import { initCommandWithSecret, tagKeys } from "../tags.js";
-import type { Instance, InstanceSet, InstanceTags, InstanceType } from "../types.js";
+import { createTags, initCommandWithSecret, tagKeys } from "../tags.js";
+import type { Instance, InstanceSet, InstanceTags } from "../types.js";
 import { testInstanceType } from "./fake-set.js";
 
 /** The error kinds a fixture can make the driver produce on demand. */
@@ -65,13 +66,7 @@ export function runConformanceSuite(
       return {
         instanceType: type,
         imageId: options.imageId ?? "conformance-image",
-        tags: {
-          [keys.instanceSetId]: setId,
-          [keys.instanceType]: type.Name,
-          [keys.idleBehavior]: "run",
-          [keys.instanceSecret]: secret,
-          ...extra,
-        },
+        tags: { ...createTags(keys, setId, type, secret), ...extra },
         initCommand: initCommandWithSecret(secret, "true"),
         publicKey: key.publicKey,
       };

@@ -1,13 +1,15 @@
-import { instanceId } from "../types.js";
+import {
+  instanceId,
+  type HostKeyVerdict,
+  type InstanceId,
+  type InstanceType,
+} from "@dispatch-cloud/arvados-types";
 import type {
   CreateRequest,
-  HostKeyVerdict,
   Instance,
-  InstanceId,
   InstancePrice,
   InstanceSet,
   InstanceTags,
-  InstanceType,
 } from "../types.js";
 
 /** One call a FakeInstanceSet received. */

@@ -7,3 +7,4 @@ export {
   type InjectableErrorKind,
 } from "./conformance.js";
 export { recordingLogger, type LogEntry } from "./recording-logger.js";
+export { cleanupAfterEach } from "./cleanups.js";

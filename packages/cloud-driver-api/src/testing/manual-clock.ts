@@ -1,4 +1,4 @@
-import { abortReason, type Clock } from "../clock.js";
+import { abortReason, type Clock } from "@dispatch-cloud/arvados-types";
 
 interface Sleeper {
   readonly due: number;

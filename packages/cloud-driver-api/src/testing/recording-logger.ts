@@ -1,6 +1,5 @@
-import type { Logger } from "../types.js";
-
 /** One line a `recordingLogger` saw, with its child loggers' fields merged in. */
+import type { Logger } from "@dispatch-cloud/arvados-types";
 export interface LogEntry {
   readonly level: "debug" | "info" | "warn" | "error";
   readonly msg: string;

@@ -1,7 +1,7 @@
 // Helpers for tests that use container-api as their Arvados peer.
 import { containersSpec, type Row } from "../schema.js";
 import { normaliseRuntimeConstraints, normaliseSchedulingParameters } from "../rules.js";
-import type { Store } from "../store.js";
+import { NOT_RUN_YET, type Store } from "../store.js";
 
 /** `<cluster>-dz642-` + i zero-padded to 15 digits (as Arvados's test helpers name them). */
 export const testContainerUuid = (i: number, clusterId = "zzzzz"): string =>
@@ -37,16 +37,7 @@ export function seedContainer(store: Store, attrs: Row = {}): string {
     command: ["echo", "hello"],
     cwd: ".",
     environment: {},
-    exit_code: null,
-    started_at: null,
-    finished_at: null,
-    log: null,
-    output: null,
-    progress: null,
-    cost: 0,
-    subrequests_cost: 0,
-    gateway_address: null,
-    interactive_session_started: false,
+    ...NOT_RUN_YET,
     ...attrs,
     runtime_constraints: normaliseRuntimeConstraints(
       (attrs["runtime_constraints"] as Row | undefined) ?? { vcpus: 1, ram: 1 << 28 },

@@ -1,5 +1,5 @@
 import type { AccessToken, TokenCredential } from "@azure/identity";
-import type { Logger } from "@dispatch-cloud/cloud-driver-api";
+import type { Logger } from "@dispatch-cloud/arvados-types";
 
 /** A credential for the fake ARM server; the driver never sends it over plain http anyway. */
 export const fakeCredential: TokenCredential = {

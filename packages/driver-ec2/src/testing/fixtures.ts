@@ -1,5 +1,5 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
-import type { InstanceType, Logger } from "@dispatch-cloud/cloud-driver-api";
+import type { InstanceType, Logger } from "@dispatch-cloud/arvados-types";
 
 export interface LogEntry {
   readonly level: "debug" | "info" | "warn" | "error";

@@ -1,9 +1,6 @@
-import {
-  instanceSetId,
-  type CreateRequest,
-  type InstanceType,
-  type Logger,
-} from "@dispatch-cloud/cloud-driver-api";
+import { instanceSetId, type InstanceType, type Logger } from "@dispatch-cloud/arvados-types";
+import type { CreateRequest } from "@dispatch-cloud/cloud-driver-api";
+import { testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import type { Registry } from "prom-client";
 import {
   createGceInstanceSet,
@@ -14,19 +11,13 @@ import { FakeGce, type FakeGceOptions } from "./fake-gce.js";
 
 /** A GCE instance type for tests (`e2-standard-2`), with overrides. */
 export function gceInstanceType(overrides: Partial<InstanceType> = {}): InstanceType {
-  return {
+  return testInstanceType({
     Name: "e2s2",
     ProviderType: "e2-standard-2",
-    VCPUs: 2,
     RAM: 8 * 2 ** 30,
-    IncludedScratch: 0,
-    AddedScratch: 0,
-    Scratch: 0,
     Price: 0.067,
-    Preemptible: false,
-    GPU: { Stack: "", DriverVersion: "", HardwareTarget: "", DeviceCount: 0, VRAM: 0 },
     ...overrides,
-  };
+  });
 }
 
 export interface GceHarness {

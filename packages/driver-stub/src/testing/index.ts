@@ -1,21 +1,8 @@
 import { StubCloud, type StubCloudOptions } from "../cloud.js";
 
-export {
-  InProcessExecutor,
-  inProcessExecutorFactory,
-  type ExecuteOptions,
-  type Executor,
-  type ExecutorFactory,
-  type ExecutorTarget,
-} from "../executor.js";
-export {
-  StubCloud,
-  type HeldOp,
-  type StubCall,
-  type StubCloudOptions,
-  type StubOp,
-} from "../cloud.js";
-export type { ExecRequest, ExecResult, FakeVm, SimulatedRun, VmCommand } from "../vm.js";
+// Everything the driver exports, plus what only tests need.
+export * from "../index.js";
+export { InProcessExecutor, inProcessExecutorFactory } from "../executor.js";
 export { shellQuote, shellSplit } from "../shell.js";
 
 /** A fresh simulated cloud for one test. Remember `await cloud.stop()` afterwards. */

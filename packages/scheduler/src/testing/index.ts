@@ -1,26 +1,30 @@
 // Test doubles of the scheduler's own ports, for its tests and the daemon's: a manual clock, a
 // queue that is its own "database", and a pool whose workers are plain records.
-import type {
-  Clock,
-  ContainerQueue,
-  ContainerState,
-  ContainerUuid,
-  IdleBehavior,
-  InstanceId,
-  InstanceResources,
-  InstanceType,
-  InstanceView,
-  Logger,
-  QueueEntry,
-  QueueOpResult,
-  QueueSnapshot,
-  QueuedContainer,
-  TimerHandle,
-  WorkerPool,
-  WorkerState,
-} from "../types.js";
+import {
+  abortReason,
+  isForgettable,
+  pendingInstanceView,
+  type Clock,
+  type ContainerState,
+  type ContainerUuid,
+  type IdleBehavior,
+  type InstanceId,
+  type InstanceResources,
+  type InstanceType,
+  type InstanceView,
+  type Logger,
+  type QueueEntry,
+  type QueueOpResult,
+  type QueueSnapshot,
+  type QueuedContainer,
+  type TimerHandle,
+  type Timers,
+  type WorkerState,
+} from "@dispatch-cloud/arvados-types";
+import type { ContainerQueue, WorkerPool } from "../ports.js";
+import { Scheduler, type SchedulerOptions } from "../scheduler.js";
 
-export class ManualClock implements Clock {
+export class ManualClock implements Clock, Timers {
   private t: number;
   private seq = 0;
   private readonly timers = new Map<number, { at: number; fn: () => void }>();
@@ -33,10 +37,25 @@ export class ManualClock implements Clock {
   setTimeout(fn: () => void, ms: number): TimerHandle {
     const id = ++this.seq;
     this.timers.set(id, { at: this.t + ms, fn });
-    return id as unknown as TimerHandle;
+    return id;
   }
   clearTimeout(h: TimerHandle): void {
-    this.timers.delete(h as unknown as number);
+    this.timers.delete(h as number);
+  }
+  /** A sleep is a timer that resolves; `advance` fires it like any other. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    return new Promise((resolve, reject) => {
+      const h = this.setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      const onAbort = (): void => {
+        this.clearTimeout(h);
+        reject(abortReason(signal!));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
   /** Number of timers armed. */
   pending(): number {
@@ -111,6 +130,26 @@ export function fixtureUuid(i: number): ContainerUuid {
   return `zzzzz-dz642-${String(i).padStart(15, "0")}` as ContainerUuid;
 }
 
+/** A Locked, priority-1 queue entry for `fixtureUuid(n)` with the given types and needs. */
+export function fixtureEntry(
+  n: number,
+  instanceTypes: readonly InstanceType[],
+  instanceResources: InstanceResources,
+): QueueEntry {
+  return {
+    container: {
+      uuid: fixtureUuid(n),
+      state: "Locked",
+      priority: 1,
+      scheduling_parameters: {},
+      created_at: "2026-01-01T00:00:00Z",
+    },
+    instanceTypes,
+    instanceResources,
+    firstSeenAt: new Date(0),
+  };
+}
+
 export interface FakeContainer extends QueuedContainer {
   state: ContainerState;
   priority: number;
@@ -141,7 +180,7 @@ export class FakeQueue implements ContainerQueue<FakeContainer> {
 
   constructor(
     private readonly types: readonly InstanceType[],
-    private readonly clock: Clock,
+    private readonly clock: Pick<Clock, "now">,
     private readonly maxPriceFactor = 1,
   ) {}
 
@@ -210,14 +249,7 @@ export class FakeQueue implements ContainerQueue<FakeContainer> {
   }
   forget(uuid: ContainerUuid): void {
     const c = this.cache.get(uuid)?.container;
-    if (!c) return;
-    if (
-      c.state === "Complete" ||
-      c.state === "Cancelled" ||
-      (c.state === "Queued" && c.priority === 0)
-    ) {
-      this.cache.delete(uuid);
-    }
+    if (c !== undefined && isForgettable(c)) this.cache.delete(uuid);
   }
   subscribe(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -339,24 +371,17 @@ export class StubPool implements WorkerPool {
     this.canCreate--;
     this.addWorker(type, "booting");
     this.notify();
-    return {
-      instance: "" as InstanceId,
-      price: type.Price,
-      arvados_instance_type: type.Name,
-      worker_state: "booting",
-      idle_behavior: "run",
-      running_container_uuids: null,
-    };
+    return pendingInstanceView(type);
   }
   shutdown(id: InstanceId): boolean {
     this.shutdowns.push(id);
     return false;
   }
   instances(): InstanceView[] {
+    // Fields the scheduler does not read (address, last busy time…) stay at a pending create's.
     return this.workers.map((w) => ({
+      ...pendingInstanceView(w.type),
       instance: w.id,
-      price: w.type.Price,
-      arvados_instance_type: w.type.Name,
       worker_state: w.state,
       idle_behavior: w.idleBehavior,
       running_container_uuids: [...w.running],
@@ -434,4 +459,28 @@ export class Rng {
     if (x === undefined) throw new Error("pick from an empty list");
     return x;
   }
+}
+
+/**
+ * A scheduler over a FakeQueue and a StubPool on a ManualClock, logging to a RecordingLogger;
+ * `maxPriceFactor` is the queue's MaximumPriceFactor, the rest are the scheduler's options.
+ */
+export function testScheduler(
+  instanceTypes: InstanceType[],
+  opts: Partial<SchedulerOptions<FakeContainer>> & { readonly maxPriceFactor?: number } = {},
+) {
+  const { maxPriceFactor, ...options } = opts;
+  const clock = new ManualClock();
+  const queue = new FakeQueue(instanceTypes, clock, maxPriceFactor);
+  const pool = new StubPool();
+  const logger = new RecordingLogger();
+  const sched = new Scheduler<FakeContainer>({
+    queue,
+    pool,
+    logger,
+    instanceTypes,
+    clock,
+    ...options,
+  });
+  return { clock, queue, pool, logger, sched };
 }

@@ -6,3 +6,5 @@ export {
   type FakeSshServer,
   type FakeSshServerOptions,
 } from "./fake-server.js";
+export { rejection } from "./rejection.js";
+export { sshCommand, type SshCommandTarget } from "./ssh-command.js";
