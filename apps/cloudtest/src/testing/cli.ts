@@ -1,18 +1,8 @@
 // Helpers for the tests that run cloudtest against a real driver and an sshd "VM".
-import net from "node:net";
 import { main, type CliIo } from "../main.js";
 
-/** A free TCP port on 127.0.0.1 (for the SSHPort every test VM's sshd also listens on). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A free port for the SSHPort every test VM's sshd also listens on. */
+export { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
 
 /** cloudtest in-process with `yaml` on stdin (`-config -`) and `args`; never prompts. */
 export async function runCloudtest(

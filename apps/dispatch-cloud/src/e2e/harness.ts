@@ -2,8 +2,6 @@
 // proxy, a generated config.yml, and the daemon as a child process running the built CLI.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -17,11 +15,14 @@ import {
   type DriverRegistry,
   type InstanceSet,
 } from "@dispatch-cloud/cloud-driver-api";
+import { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
 import { loadConfig, type LoadedConfig } from "@dispatch-cloud/config";
 import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";
 import { startRecordingProxy, type RecordedUpdate } from "@dispatch-cloud/container-api/testing";
 import { createLogger } from "../logger.js";
+
+export { freePort };
 
 export const APP_DIR = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = path.join(APP_DIR, "dist/cli.js");
@@ -64,15 +65,6 @@ export async function startApiPeer(): Promise<ApiPeer> {
       await api.stop();
     },
   };
-}
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 /** What a suite changes in the generated config. */

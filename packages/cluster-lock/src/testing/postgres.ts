@@ -5,9 +5,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
 import { Client } from "pg";
 
 export interface PostgresServer {
@@ -32,17 +32,6 @@ function binDir(): string {
     );
   }
   return path.join(base, versions[0], "bin");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts a throwaway server; resolves once it accepts connections. */

@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
 
 /** azurite's well-known development account. */
 export const AZURITE_ACCOUNT = "devstoreaccount1";
@@ -62,17 +63,6 @@ export async function startAzurite(signal?: AbortSignal): Promise<Azurite> {
     throw err;
   }
   return { blobEndpoint: `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`, stop };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Poll for a TCP connection, each attempt waiting for the previous to fail; no fixed sleeps. */

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { dirname, join, resolve } from "node:path";
+import { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
 
 /** A moto EC2 API server on 127.0.0.1, started for tests. */
 export interface MotoServer {
@@ -23,18 +23,6 @@ const repoRoot = resolve(here, "../../../..");
 
 export function motoSitePackages(root: string = repoRoot): string {
   return join(root, ".peers/moto/usr/lib/python3/dist-packages");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
 }
 
 /**
