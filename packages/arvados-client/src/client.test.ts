@@ -1,10 +1,7 @@
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import os from "node:os";
-import path from "node:path";
 import type { AddressInfo } from "node:net";
+import { selfSignedCertificate } from "@dispatch-cloud/arvados-types/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { ArvadosClient } from "./client.js";
 import type { Clock } from "./clock.js";
@@ -357,35 +354,9 @@ describe("timeouts and cancellation", () => {
 
 describe("TLS", () => {
   it("accepts a self-signed certificate only when insecure or given as a root (--ca-certs)", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "arv-tls-"));
-    const key = path.join(dir, "key.pem");
-    const cert = path.join(dir, "cert.pem");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-days",
-        "1",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-      ],
-      { stdio: "ignore" },
-    );
-    const server = https.createServer(
-      { key: fs.readFileSync(key), cert: fs.readFileSync(cert) },
-      (_, res) => json(res, 200, { uuid: "zzzzz-gj3su-000000000000000" }),
+    const tls = selfSignedCertificate();
+    const server = https.createServer(tls, (_, res) =>
+      json(res, 200, { uuid: "zzzzz-gj3su-000000000000000" }),
     );
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const { port } = server.address() as AddressInfo;
@@ -403,7 +374,7 @@ describe("TLS", () => {
       const rooted = new ArvadosClient({
         apiHost: `127.0.0.1:${port}`,
         token: "t",
-        caCerts: fs.readFileSync(cert, "utf8"),
+        caCerts: tls.cert,
       });
       expect((await rooted.apiClientAuthorizations.current()).uuid).toBe(
         "zzzzz-gj3su-000000000000000",
@@ -412,7 +383,6 @@ describe("TLS", () => {
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
-      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -56,3 +56,4 @@ export type {
   HostKeyVerdict,
   RunResult,
 } from "./executor.js";
+export { KindedError } from "./errors.js";

@@ -1,3 +1,5 @@
+import { KindedError } from "@dispatch-cloud/arvados-types";
+
 /**
  * Why a queue operation failed:
  * - `no-instance-types`, `unsatisfiable`, `invalid-gpu-stack`: no configured type can run a
@@ -14,15 +16,8 @@ export type QueueErrorKind =
   | "api"
   | "inconsistent-response";
 
-export class ContainerQueueError extends Error {
+export class ContainerQueueError extends KindedError<QueueErrorKind> {
   override readonly name = "ContainerQueueError";
-  constructor(
-    readonly kind: QueueErrorKind,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 
   /** Container-level problems the user must fix; polling again will not help. */
   get unsatisfiable(): boolean {

@@ -4,6 +4,10 @@
 // self-signed certificate, trusted through the driver's caCertificates (the SDK pipelines' TLS
 // options), not through the process environment.
 import { instanceSetId } from "@dispatch-cloud/arvados-types";
+import {
+  selfSignedCertificate,
+  type SelfSignedCertificate,
+} from "@dispatch-cloud/arvados-types/testing";
 import type { CreateRequest, InstanceSet } from "@dispatch-cloud/cloud-driver-api";
 import { ManualClock, testInstanceType } from "@dispatch-cloud/cloud-driver-api/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -13,9 +17,7 @@ import {
   FakeArm,
   fakeCredential,
   recordingLogger,
-  selfSignedCertificate,
   type LogLine,
-  type SelfSignedCertificate,
 } from "./testing/index.js";
 
 const TENANT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";

@@ -8,7 +8,7 @@ export {
 export { CREATED_AT_TAG, DELETERS_PER_KIND } from "./collector.js";
 export type { TrustedCertificates } from "./clients.js";
 export { classifyAzureError, parseRetryAfter, DEFAULT_RETRY_AFTER_MS } from "./classify.js";
-export { AzureDriverError, type AzureDriverErrorReason } from "./errors.js";
+export { AzureDriverError, type AzureDriverErrorKind } from "./errors.js";
 export {
   AZURE_PARAMETER_KEYS,
   CLOUD_ENVIRONMENTS,

@@ -63,4 +63,4 @@ export {
   instanceResource,
   sourceImagePath,
 } from "./resource.js";
-export { GceDriverError, type GceDriverErrorReason } from "./errors.js";
+export { GceDriverError, type GceDriverErrorKind } from "./errors.js";

@@ -158,7 +158,7 @@ describe("operation polling", () => {
       }
       const err = await pending;
       expect(err).toBeInstanceOf(GceDriverError);
-      expect((err as GceDriverError).reason).toBe("operation-timeout");
+      expect((err as GceDriverError).kind).toBe("operation-timeout");
       expect((err as Error).message).toMatch(
         /^insert operation operation-\S+ in us-central1-a not done after 3s$/,
       );

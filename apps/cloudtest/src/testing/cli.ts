@@ -2,7 +2,7 @@
 import { main, type CliIo } from "../main.js";
 
 /** A free port for the SSHPort every test VM's sshd also listens on. */
-export { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
+export { freePort } from "@dispatch-cloud/arvados-types/testing";
 
 /** cloudtest in-process with `yaml` on stdin (`-config -`) and `args`; never prompts. */
 export async function runCloudtest(

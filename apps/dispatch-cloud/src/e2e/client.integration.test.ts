@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { ArvadosClient } from "@dispatch-cloud/arvados-client";
-import { selfSignedCertificate } from "@dispatch-cloud/driver-azure/testing";
+import { selfSignedCertificate } from "@dispatch-cloud/arvados-types/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   APP_DIR,

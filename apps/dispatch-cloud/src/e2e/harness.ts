@@ -15,7 +15,7 @@ import {
   type DriverRegistry,
   type InstanceSet,
 } from "@dispatch-cloud/cloud-driver-api";
-import { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
+import { freePort } from "@dispatch-cloud/arvados-types/testing";
 import { loadConfig, type LoadedConfig } from "@dispatch-cloud/config";
 import { createStubDriver, type StubCloud } from "@dispatch-cloud/driver-stub";
 import { startContainerApi, type ContainerApi } from "@dispatch-cloud/container-api";

@@ -8,4 +8,3 @@ export {
 } from "./conformance.js";
 export { recordingLogger, type LogEntry } from "./recording-logger.js";
 export { cleanupAfterEach } from "./cleanups.js";
-export { freePort } from "./free-port.js";

@@ -7,7 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
+import { freePort } from "@dispatch-cloud/arvados-types/testing";
 import { Client } from "pg";
 
 export interface PostgresServer {

@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
+import { freePort } from "@dispatch-cloud/arvados-types/testing";
 
 /** azurite's well-known development account. */
 export const AZURITE_ACCOUNT = "devstoreaccount1";

@@ -10,6 +10,5 @@ export {
   type SeedVm,
 } from "./fake-arm.js";
 export { FakeAad, type FakeAadOptions, type TokenRequest } from "./fake-aad.js";
-export { selfSignedCertificate, type SelfSignedCertificate } from "./tls.js";
 export { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from "./azurite.js";
 export { fakeCredential, recordingLogger, type LogLine } from "./helpers.js";

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join, resolve } from "node:path";
-import { freePort } from "@dispatch-cloud/cloud-driver-api/testing";
+import { freePort } from "@dispatch-cloud/arvados-types/testing";
 
 /** A moto EC2 API server on 127.0.0.1, started for tests. */
 export interface MotoServer {

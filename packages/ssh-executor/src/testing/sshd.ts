@@ -10,6 +10,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { freePort } from "@dispatch-cloud/arvados-types/testing";
 
 const run = promisify(execFile);
 
@@ -191,18 +192,6 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Polls until the server sends its SSH banner; fails early if sshd exits. */

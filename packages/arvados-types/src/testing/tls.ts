@@ -14,7 +14,7 @@ export interface SelfSignedCertificate {
  * clients check for IP hosts), valid for a day, made with the `openssl` command.
  */
 export function selfSignedCertificate(): SelfSignedCertificate {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fake-azure-tls-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "self-signed-tls-"));
   try {
     const key = path.join(dir, "key.pem");
     const cert = path.join(dir, "cert.pem");
