@@ -57,9 +57,10 @@ export function drawLineChart(container, samples, series, now, windowMs) {
     label.textContent = Number.isInteger(v) ? String(v) : v.toFixed(1);
     root.append(label);
   }
+  const minutes = Math.round(windowMs / 60_000);
   for (const [t, text] of [
-    [now - windowMs, "-60 min"],
-    [now - windowMs / 2, "-30 min"],
+    [now - windowMs, `-${minutes} min`],
+    [now - windowMs / 2, `-${minutes / 2} min`],
     [now, "now"],
   ]) {
     const label = svg("text", {
@@ -92,7 +93,9 @@ export function drawLineChart(container, samples, series, now, windowMs) {
       "vector-effect": "non-scaling-stroke",
     });
     line.dataset["series"] = d.label;
-    root.append(line);
+    // The latest value as a dot too: a page opened a moment ago has only a sliver of line.
+    const dot = svg("circle", { cx: x(last.t), cy: y(d.value(last)), r: 3, fill: d.colour });
+    root.append(line, dot);
   }
 
   const legend = document.createElement("div");

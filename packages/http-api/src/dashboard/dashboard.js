@@ -128,10 +128,10 @@ function trackStates(instances, now) {
 }
 
 function record(instances, queue, now) {
-  const sample = { t: now, queued: 0, running: 0 };
-  for (const s of STATES) sample[s] = 0;
+  const sample = { t: now, states: {}, queued: 0, running: 0 };
+  for (const s of STATES) sample.states[s] = 0;
   for (const i of instances) {
-    sample[i.worker_state] = (sample[i.worker_state] ?? 0) + 1;
+    sample.states[i.worker_state] = (sample.states[i.worker_state] ?? 0) + 1;
     sample.running += i.running_container_uuids?.length ?? 0;
   }
   sample.queued = queue.filter((e) => e.container.state === "Queued").length;
@@ -139,13 +139,19 @@ function record(instances, queue, now) {
   while (state.history.length > 0 && state.history[0].t < now - HOUR_MS) state.history.shift();
 }
 
+/** The span the charts show: what the page has seen, from 5 minutes up to an hour. */
+function chartWindow(now) {
+  const first = state.history[0]?.t ?? now;
+  return Math.min(HOUR_MS, Math.max(5 * 60_000, now - first));
+}
+
 function drawCharts(now) {
   drawLineChart(
     $("chart-states"),
     state.history,
-    STATES.map((s) => ({ label: s, colour: STATE_COLOURS[s], value: (x) => x[s] })),
+    STATES.map((s) => ({ label: s, colour: STATE_COLOURS[s], value: (x) => x.states[s] })),
     now,
-    HOUR_MS,
+    chartWindow(now),
   );
   drawLineChart(
     $("chart-containers"),
@@ -155,7 +161,7 @@ function drawCharts(now) {
       { label: "running", colour: "#1b7a3d", value: (x) => x.running },
     ],
     now,
-    HOUR_MS,
+    chartWindow(now),
   );
 }
 

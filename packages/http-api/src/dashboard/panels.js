@@ -161,7 +161,8 @@ export function renderQueue(box, queue, now, act) {
       el("td", { class: "id" }, c.uuid),
       el("td", { class: `state container-${c.state}` }, c.state),
       el("td", { class: "num" }, String(c.priority)),
-      el("td", {}, type ? type.Name : ""),
+      // The cheapest type that fits (the API's list is sorted so); Go does not serialise names.
+      el("td", {}, type ? type.ProviderType : ""),
       el("td", { class: "num" }, duration(now - Date.parse(e.first_seen_at))),
       el("td", { class: "scheduling-status" }, e.scheduling_status),
       el(

@@ -1,0 +1,275 @@
+// The operator's dashboard in a real browser: Debian's chromium, headless, driven by
+// playwright-core, against the daemon (built CLI, child process) on the stub cloud. The events
+// and holds endpoints are answered by fixtures shaped as their documented JSON (and by 404, as
+// a dispatcher without them answers), so their panels are checked whatever this build serves.
+// Screenshots go to test-artifacts/dashboard/ (git-ignored).
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium, type BrowserContext, type Page, type Route } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  APP_DIR,
+  MANAGEMENT_TOKEN,
+  instances,
+  mgmt,
+  startStack,
+  stopStack,
+  submit,
+  type Stack,
+} from "./harness.js";
+
+const ARTIFACTS = path.join(APP_DIR, "../../test-artifacts/dashboard");
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+const EVENTS_PATH = "/arvados/v1/dispatch/events";
+const HOLDS_PATH = "/arvados/v1/dispatch/holds";
+
+/** Events as GET /arvados/v1/dispatch/events serves them: every field present, null if n/a. */
+function eventsFixture(instanceId: string, containerUuid: string) {
+  const at = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000).toISOString();
+  return [
+    {
+      seq: 41,
+      time: at(300),
+      kind: "create_failed",
+      instance_id: null,
+      instance_type: "small",
+      container_uuid: null,
+      reason: "quota",
+      message: "InstanceLimitExceeded: You have requested more instances than your limit allows",
+      details: {},
+    },
+    {
+      seq: 42,
+      time: at(200),
+      kind: "shutdown_requested",
+      instance_id: "i-0abc",
+      instance_type: "small",
+      container_uuid: null,
+      reason: "idle",
+      message: "idle for 60s",
+      details: { idle_seconds: 60 },
+    },
+    {
+      seq: 43,
+      time: at(100),
+      kind: "container_started",
+      instance_id: instanceId,
+      instance_type: "small",
+      container_uuid: containerUuid,
+      reason: null,
+      message: null,
+      details: {},
+    },
+  ];
+}
+
+function holdsFixture() {
+  const now = Date.now();
+  return [
+    {
+      kind: "quota",
+      scope: "all",
+      since: new Date(now - 60_000).toISOString(),
+      until: new Date(now + 90_000).toISOString(),
+      message: "InstanceLimitExceeded: You have requested more instances than your limit allows",
+    },
+  ];
+}
+
+function json(route: Route, body: unknown): Promise<void> {
+  return route.fulfill({
+    status: 200,
+    contentType: "application/json",
+    body: JSON.stringify(body),
+  });
+}
+
+describe("the dashboard in chromium", () => {
+  let stack: Stack;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  let running = "";
+  let queued = "";
+  let instanceId = "";
+  /** Every URL the browser asked for, and every console error and page error. */
+  const requested: string[] = [];
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    stack = await startStack({
+      // One VM only: the first container runs on it, the second waits in the queue.
+      cloudVMs: { MaxInstances: 1 },
+      driverParameters: { ContainerRunTime: "600s" },
+    });
+    running = await submit(stack.peer, ["sleep", "600"]);
+    await vi.waitFor(
+      async () => {
+        const [inst] = await instances(stack.cfg.url);
+        if (inst?.running_container_uuids?.[0] !== running) throw new Error("not running yet");
+        instanceId = inst.instance;
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    queued = await submit(stack.peer, ["true"]);
+
+    profile = mkdtempSync(path.join(tmpdir(), "dashboard-chromium-"));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: "/usr/bin/chromium",
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      viewport: { width: 1360, height: 1000 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("request", (r) => requested.push(r.url()));
+    page.on("console", (m) => {
+      if (m.type() === "error") problems.push(m.text());
+    });
+    page.on("pageerror", (e) => problems.push(e.message));
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    if (profile !== undefined) rmSync(profile, { recursive: true, force: true });
+    await stopStack(stack ?? {});
+  });
+
+  it("asks for the token, shows nothing without it, and rejects a wrong one", async () => {
+    // A dispatcher without the events and holds endpoints.
+    await page.route(`**${EVENTS_PATH}*`, (r) =>
+      r.fulfill({ status: 404, body: "404 page not found\n" }),
+    );
+    await page.route(`**${HOLDS_PATH}*`, (r) =>
+      r.fulfill({ status: 404, body: "404 page not found\n" }),
+    );
+    await page.goto(new URL("dashboard/", stack.cfg.url).href);
+    await expect.poll(() => page.locator("#login").isVisible()).toBe(true);
+    expect(await page.locator("#board").isVisible()).toBe(false);
+    expect(requested.filter((u) => u.includes("/arvados/"))).toEqual([]);
+
+    await page.fill("#token", "not-the-token");
+    await page.click("#login-form button[type=submit]");
+    await expect
+      .poll(() => page.textContent("#login-error"))
+      .toBe("the dispatcher refused the token (HTTP 403)");
+    expect(await page.locator("#board").isVisible()).toBe(false);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, "1-wrong-token.png") });
+  });
+
+  it("shows the queue, the instances and the cost; events and holds say they are not provided", async () => {
+    await page.fill("#token", MANAGEMENT_TOKEN);
+    await page.click("#login-form button[type=submit]");
+    const row = page.locator(`#instances tr[data-instance="${instanceId}"]`);
+    await expect
+      .poll(() => row.locator(".state").textContent(), { timeout: 15_000 })
+      .toBe("running");
+    expect(await row.locator(".idle-behavior").textContent()).toBe("run");
+    expect(await row.textContent()).toContain(running);
+    expect(await page.textContent("#summary-cost .value")).toBe("$0.100");
+
+    // The waiting container, with the scheduling status the API gives for it.
+    await expect
+      .poll(() => page.locator(`#queue tr[data-container="${queued}"]`).count(), {
+        timeout: 15_000,
+      })
+      .toBe(1);
+    const api = (
+      (await mgmt(stack.cfg.url, "arvados/v1/dispatch/containers")).json() as {
+        items: { container: { uuid: string }; scheduling_status: string }[];
+      }
+    ).items.find((e) => e.container.uuid === queued);
+    expect(api?.scheduling_status).not.toBe("");
+    await expect
+      .poll(() => page.textContent(`#queue tr[data-container="${queued}"] .scheduling-status`))
+      .toBe(api?.scheduling_status);
+
+    expect(await page.textContent("#events")).toBe(
+      `This dispatcher does not provide an events journal (GET ${EVENTS_PATH} is not found).`,
+    );
+    expect(await page.textContent("#holds")).toBe(
+      `This dispatcher does not provide create holds (GET ${HOLDS_PATH} is not found).`,
+    );
+    expect(await page.locator("#chart-states polyline").count()).toBe(5);
+    // The token stays in this tab's session storage, and nowhere else the page can write.
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(1);
+    expect(await page.evaluate(() => localStorage.length + document.cookie.length)).toBe(0);
+  });
+
+  it("holds the instance after confirmation; the API agrees", async () => {
+    const row = page.locator(`#instances tr[data-instance="${instanceId}"]`);
+    await row.locator('button[data-action="hold"]').click();
+    await expect.poll(() => page.locator("#confirm").isVisible()).toBe(true);
+    expect(await page.textContent("#confirm-text")).toContain(`hold instance ${instanceId}`);
+    await page.screenshot({ path: path.join(ARTIFACTS, "2-confirm-hold.png") });
+    await page.click("#confirm-cancel");
+    expect((await instances(stack.cfg.url))[0]?.idle_behavior).toBe("run");
+
+    await row.locator('button[data-action="hold"]').click();
+    await page.click("#confirm-ok");
+    await expect.poll(() => row.locator(".idle-behavior").textContent()).toBe("hold");
+    expect((await instances(stack.cfg.url))[0]?.idle_behavior).toBe("hold");
+    expect(await row.locator('button[data-action="hold"]').isDisabled()).toBe(true);
+  });
+
+  it("renders the events journal and the create holds from their endpoints' JSON", async () => {
+    await page.unrouteAll();
+    await page.route(`**${EVENTS_PATH}*`, (r) => {
+      const since = Number(new URL(r.request().url()).searchParams.get("since_seq") ?? "0");
+      const items = eventsFixture(instanceId, running).filter((e) => e.seq > since);
+      return json(r, { items, next_seq: 44 });
+    });
+    await page.route(`**${HOLDS_PATH}*`, (r) => json(r, { items: holdsFixture() }));
+    // The token survives a reload of the tab.
+    await page.reload();
+    await expect
+      .poll(() => page.locator("#events tr[data-seq]").count(), { timeout: 15_000 })
+      .toBe(3);
+    expect(await page.locator("#login").isVisible()).toBe(false);
+
+    const seqs = await page
+      .locator("#events tr[data-seq]")
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-seq")));
+    expect(seqs).toEqual(["43", "42", "41"]);
+    const failed = page.locator('#events tr[data-seq="41"]');
+    expect(await failed.locator(".kind").textContent()).toBe("create failed");
+    expect(await failed.locator(".reason").textContent()).toBe("quota");
+    expect(await page.textContent('#events tr[data-seq="42"] .message')).toBe("idle for 60s");
+
+    const hold = page.locator('#holds tr[data-hold="quota"]');
+    expect(await hold.locator(".hold-kind").textContent()).toBe("quota");
+    expect(await hold.locator(".next-try").textContent()).toMatch(/^in 1m \d\ds$/);
+    expect(await hold.locator(".message").textContent()).toContain("InstanceLimitExceeded");
+
+    // Time in state of the running instance comes from its container_started event.
+    const inState = await page
+      .locator(`#instances tr[data-instance="${instanceId}"] td:nth-child(6)`)
+      .textContent();
+    expect(inState).toMatch(/^1m \d\ds$/);
+    await page.screenshot({ path: path.join(ARTIFACTS, "3-dashboard.png"), fullPage: true });
+
+    // Nothing but this dispatcher was asked for anything, and the CSP blocked nothing.
+    const origin = new URL(stack.cfg.url).origin;
+    expect(requested.filter((u) => !u.startsWith(`${origin}/`))).toEqual([]);
+    expect(problems.filter((p) => !p.includes("403") && !p.includes("404"))).toEqual([]);
+  });
+
+  it("forgets the token and the data on request", async () => {
+    await page.click("#sign-out");
+    expect(await page.locator("#login").isVisible()).toBe(true);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.textContent("#instances")).toBe("");
+  });
+});
