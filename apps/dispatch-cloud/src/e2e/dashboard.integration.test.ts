@@ -1,9 +1,11 @@
-// The operator's dashboard in a real browser: Debian's chromium, headless, driven by
-// playwright-core, against the daemon (built CLI, child process) on the stub cloud. The events
-// and holds endpoints are answered by fixtures shaped as their documented JSON (and by 404, as
-// a dispatcher without them answers), so their panels are checked whatever this build serves.
-// Screenshots go to test-artifacts/dashboard/ (git-ignored).
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+// The operator's dashboards against the daemon (built CLI, child process) on the stub cloud,
+// with a VM running a container and another container waiting:
+// - the page in a real browser: Debian's chromium, headless, driven by playwright-core. The
+//   events and holds endpoints are answered by fixtures shaped as their documented JSON (and by
+//   404, as a dispatcher without them answers), so their panels are checked whatever this build
+//   serves. Screenshots go to test-artifacts/dashboard/ (git-ignored);
+// - the Grafana example: every metric and label its queries name is one this daemon exports.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type BrowserContext, type Page, type Route } from "playwright-core";
@@ -85,6 +87,47 @@ function holdsFixture() {
       message: "InstanceLimitExceeded: You have requested more instances than your limit allows",
     },
   ];
+}
+
+/** The metric names and label names a PromQL expression mentions. */
+function promqlNames(expr: string): { metrics: string[]; labels: string[] } {
+  const labels: string[] = [];
+  let s = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""');
+  s = s.replace(/\{([^}]*)\}/g, (_all, inner: string) => {
+    for (const m of inner.matchAll(/([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)/g)) labels.push(m[1] ?? "");
+    return " ";
+  });
+  s = s.replace(
+    /\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g,
+    (_all, inner: string) => {
+      labels.push(
+        ...inner
+          .split(",")
+          .map((l) => l.trim())
+          .filter((l) => l !== ""),
+      );
+      return " ";
+    },
+  );
+  s = s.replace(/\[[^\]]*\]/g, " ");
+  const keywords = new Set(["and", "or", "unless", "bool", "offset"]);
+  const metrics = [...s.matchAll(/[a-zA-Z_:][\w:]*(?!\w|\s*\()/g)]
+    .map((m) => m[0])
+    .filter((n) => !keywords.has(n));
+  return { metrics, labels };
+}
+
+/** Prometheus text exposition: each sample's name with the label names it carries. */
+function exported(text: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s/.exec(line);
+    if (!m?.[1]) continue;
+    const names = out.get(m[1]) ?? new Set<string>();
+    for (const l of (m[2] ?? "").matchAll(/([a-zA-Z_]\w*)="/g)) names.add(l[1] ?? "");
+    out.set(m[1], names);
+  }
+  return out;
 }
 
 function json(route: Route, body: unknown): Promise<void> {
@@ -264,6 +307,44 @@ describe("the dashboard in chromium", () => {
     const origin = new URL(stack.cfg.url).origin;
     expect(requested.filter((u) => !u.startsWith(`${origin}/`))).toEqual([]);
     expect(problems.filter((p) => !p.includes("403") && !p.includes("404"))).toEqual([]);
+  });
+
+  it("Grafana example: queries only metrics and labels this daemon exports", async () => {
+    const file = path.join(APP_DIR, "../../examples/grafana/dispatch-cloud.json");
+    const dash = JSON.parse(readFileSync(file, "utf8")) as {
+      panels: { id: number; type: string; title: string; targets?: { expr: string }[] }[];
+      templating: { list: { query?: string | { query: string } }[] };
+    };
+    const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThan(25);
+    for (const v of dash.templating.list) {
+      const q = typeof v.query === "string" ? v.query : v.query?.query;
+      const m = /^label_values\((\w+),\s*(\w+)\)$/.exec(q ?? "");
+      if (m) exprs.push(`${m[1]}{${m[2]}=""}`);
+    }
+    expect(new Set(dash.panels.map((p) => p.id)).size).toBe(dash.panels.length);
+    expect(dash.panels.filter((p) => p.type !== "row" && (p.targets ?? []).length === 0)).toEqual(
+      [],
+    );
+
+    const scrape = await mgmt(stack.cfg.url, "metrics");
+    expect(scrape.status).toBe(200);
+    const metrics = exported(scrape.body);
+    const missing: string[] = [];
+    for (const expr of exprs) {
+      const names = promqlNames(expr);
+      if (names.metrics.length === 0) missing.push(`no metric in ${expr}`);
+      const labels = new Set(names.metrics.flatMap((n) => [...(metrics.get(n) ?? [])]));
+      // Prometheus adds the job label itself at scrape time.
+      labels.add("job");
+      for (const n of names.metrics) if (!metrics.has(n)) missing.push(`${n} in ${expr}`);
+      for (const l of names.labels) if (!labels.has(l)) missing.push(`label ${l} in ${expr}`);
+    }
+    expect(missing).toEqual([]);
+    // The parser itself: functions, groupings, strings and ranges are not metric names.
+    expect(
+      promqlNames('sum by (a) (rate(x_total{b="c{d}"}[5m])) / on (e) y or time() - z_sum > 0'),
+    ).toEqual({ metrics: ["x_total", "y", "z_sum"], labels: ["b", "a", "e"] });
   });
 
   it("forgets the token and the data on request", async () => {
