@@ -13,9 +13,10 @@ function svg(tag, attrs) {
   return node;
 }
 
-/** A y-axis top that is a round number at or above `max`. */
+/** A y-axis top at or above `max` whose half is a whole number too (the charts count things). */
 export function niceCeiling(max) {
-  if (max <= 0) return 1;
+  if (max <= 2) return 2;
+  if (max <= 10) return 2 * Math.ceil(max / 2);
   const step = 10 ** Math.floor(Math.log10(max));
   for (const m of [1, 2, 5, 10]) if (m * step >= max) return m * step;
   return 10 * step;

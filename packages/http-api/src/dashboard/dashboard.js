@@ -93,6 +93,16 @@ async function pollEvents() {
     state.lastSeq = null;
     return;
   }
+  if (
+    state.lastSeq !== null &&
+    typeof body.next_seq === "number" &&
+    body.next_seq <= state.lastSeq
+  ) {
+    // Numbering started again (a restarted dispatcher): read the journal afresh next time.
+    state.lastSeq = null;
+    state.events = [];
+    return;
+  }
   const fresh = body.items ?? [];
   if (fresh.length > 0) state.lastSeq = fresh[fresh.length - 1].seq;
   else if (state.lastSeq === null && typeof body.next_seq === "number") {
@@ -109,8 +119,9 @@ function trackStates(instances, now) {
     present.add(i.instance);
     const known = state.seen.get(i.instance);
     if (known !== undefined && known.state === i.worker_state) continue;
+    // Seen changing (or appearing) while the page watched: right to within one refresh.
     let since = now;
-    let exact = !state.firstPoll && known !== undefined;
+    let exact = !state.firstPoll;
     const busy = Date.parse(i.last_busy);
     const event = (state.events ?? []).find(
       (e) => e.instance_id === i.instance && (STATE_EVENTS[i.worker_state] ?? []).includes(e.kind),
