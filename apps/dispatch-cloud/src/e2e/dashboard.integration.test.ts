@@ -208,7 +208,7 @@ describe("the dashboard in chromium", () => {
       .poll(() => page.textContent("#login-error"))
       .toBe("the dispatcher refused the token (HTTP 403)");
     expect(await page.locator("#board").isVisible()).toBe(false);
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
     await page.screenshot({ path: path.join(ARTIFACTS, "1-wrong-token.png") });
   });
 
@@ -247,8 +247,8 @@ describe("the dashboard in chromium", () => {
     );
     expect(await page.locator("#chart-states polyline").count()).toBe(5);
     // The token stays in this tab's session storage, and nowhere else the page can write.
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(1);
-    expect(await page.evaluate(() => localStorage.length + document.cookie.length)).toBe(0);
+    expect(await page.evaluate<number>("sessionStorage.length")).toBe(1);
+    expect(await page.evaluate<number>("localStorage.length + document.cookie.length")).toBe(0);
   });
 
   it("holds the instance after confirmation; the API agrees", async () => {
@@ -350,7 +350,7 @@ describe("the dashboard in chromium", () => {
   it("forgets the token and the data on request", async () => {
     await page.click("#sign-out");
     expect(await page.locator("#login").isVisible()).toBe(true);
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
     expect(await page.textContent("#instances")).toBe("");
   });
 });
