@@ -290,6 +290,14 @@ describe("the dashboard in chromium", () => {
     expect(await failed.locator(".kind").textContent()).toBe("create failed");
     expect(await failed.locator(".reason").textContent()).toBe("quota");
     expect(await page.textContent('#events tr[data-seq="42"] .message')).toBe("idle for 60s");
+    await page.check("#events-problems");
+    expect(
+      await page
+        .locator("#events tr[data-seq]")
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-seq"))),
+    ).toEqual(["42", "41"]);
+    await page.uncheck("#events-problems");
+    expect(await page.locator("#events tr[data-seq]").count()).toBe(3);
 
     const hold = page.locator('#holds tr[data-hold="quota"]');
     expect(await hold.locator(".hold-kind").textContent()).toBe("quota");

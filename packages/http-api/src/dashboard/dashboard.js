@@ -27,6 +27,14 @@ const STATE_COLOURS = {
   shutdown: "#a15c00",
   unknown: "#7b3fb3",
 };
+/** What "only failures and shutdowns" keeps. */
+const PROBLEM_EVENTS = new Set([
+  "create_failed",
+  "boot_timed_out",
+  "shutdown_requested",
+  "instance_gone",
+  "spot_interruption_notice",
+]);
 /** Events that put an instance into a state: where its time in that state starts. */
 const STATE_EVENTS = {
   booting: ["create_succeeded"],
@@ -232,7 +240,7 @@ async function poll() {
     );
     renderQueue($("queue"), queue, now, confirmContainerKill);
     renderHolds($("holds"), holdsBody === null ? null : (holdsBody.items ?? []), now);
-    renderEvents($("events"), state.events);
+    showEvents();
     drawCharts(now);
     setStatus(`updated ${new Date(now).toLocaleTimeString()}`);
   } catch (err) {
@@ -240,6 +248,16 @@ async function poll() {
     setStatus(`cannot read the dispatcher: ${describe(err)}`, true);
   }
   schedule();
+}
+
+function showEvents() {
+  const onlyProblems = $("events-problems").checked;
+  renderEvents(
+    $("events"),
+    state.events === null || !onlyProblems
+      ? state.events
+      : state.events.filter((e) => PROBLEM_EVENTS.has(e.kind)),
+  );
 }
 
 function schedule() {
@@ -362,6 +380,7 @@ $("login-form").addEventListener("submit", (ev) => {
   void refresh();
 });
 $("sign-out").addEventListener("click", () => signOut());
+$("events-problems").addEventListener("change", showEvents);
 
 if (token() !== null) void refresh();
 else signOut();
