@@ -115,6 +115,7 @@ ${out}`);
       `/usr/share/doc/${NAME}/copyright`,
       `/usr/share/doc/${NAME}/changelog.gz`,
       `/usr/share/doc/${NAME}/examples/ec2.yml`,
+      `/usr/share/doc/${NAME}/examples/grafana-dispatch-cloud.json`,
     ]) {
       expect(files).toContain(want);
     }
