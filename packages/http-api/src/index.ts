@@ -10,7 +10,6 @@ export {
 } from "./service.js";
 export { containerJson, instancesJson, queueEntJson, metricFamiliesJson } from "./json.js";
 export { cleanPath } from "./path.js";
-export { DASHBOARD_CSP, DASHBOARD_PATH, defaultDashboardDir } from "./dashboard.js";
 export type {
   ContainerRecordView,
   ContainersView,

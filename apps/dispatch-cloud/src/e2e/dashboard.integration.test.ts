@@ -34,6 +34,8 @@ const CHROMIUM_FLAGS = [
 ];
 
 const EVENTS_PATH = "/arvados/v1/dispatch/events";
+/** Room for a refresh (every 5 s) on a busy machine. */
+const POLL = { timeout: 15_000, interval: 100 };
 const HOLDS_PATH = "/arvados/v1/dispatch/holds";
 
 /** Events as GET /arvados/v1/dispatch/events serves them: every field present, null if n/a. */
@@ -198,14 +200,14 @@ describe("the dashboard in chromium", () => {
       r.fulfill({ status: 404, body: "404 page not found\n" }),
     );
     await page.goto(new URL("dashboard/", stack.cfg.url).href);
-    await expect.poll(() => page.locator("#login").isVisible()).toBe(true);
+    await expect.poll(() => page.locator("#login").isVisible(), POLL).toBe(true);
     expect(await page.locator("#board").isVisible()).toBe(false);
     expect(requested.filter((u) => u.includes("/arvados/"))).toEqual([]);
 
     await page.fill("#token", "not-the-token");
     await page.click("#login-form button[type=submit]");
     await expect
-      .poll(() => page.textContent("#login-error"))
+      .poll(() => page.textContent("#login-error"), POLL)
       .toBe("the dispatcher refused the token (HTTP 403)");
     expect(await page.locator("#board").isVisible()).toBe(false);
     expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
@@ -216,28 +218,32 @@ describe("the dashboard in chromium", () => {
     await page.fill("#token", MANAGEMENT_TOKEN);
     await page.click("#login-form button[type=submit]");
     const row = page.locator(`#instances tr[data-instance="${instanceId}"]`);
-    await expect
-      .poll(() => row.locator(".state").textContent(), { timeout: 15_000 })
-      .toBe("running");
+    await expect.poll(() => row.locator(".state").textContent(), POLL).toBe("running");
     expect(await row.locator(".idle-behavior").textContent()).toBe("run");
     expect(await row.textContent()).toContain(running);
     expect(await page.textContent("#summary-cost .value")).toBe("$0.100");
+    expect(await page.textContent("#summary-running .value")).toBe("1");
 
     // The waiting container, with the scheduling status the API gives for it.
     await expect
-      .poll(() => page.locator(`#queue tr[data-container="${queued}"]`).count(), {
-        timeout: 15_000,
-      })
+      .poll(() => page.locator(`#queue tr[data-container="${queued}"]`).count(), POLL)
       .toBe(1);
-    const api = (
-      (await mgmt(stack.cfg.url, "arvados/v1/dispatch/containers")).json() as {
-        items: { container: { uuid: string }; scheduling_status: string }[];
-      }
-    ).items.find((e) => e.container.uuid === queued);
-    expect(api?.scheduling_status).not.toBe("");
+    const statusFromApi = async (): Promise<string> =>
+      (
+        (await mgmt(stack.cfg.url, "arvados/v1/dispatch/containers")).json() as {
+          items: { container: { uuid: string }; scheduling_status: string }[];
+        }
+      ).items.find((e) => e.container.uuid === queued)?.scheduling_status ?? "";
+    const shown = () =>
+      page.textContent(`#queue tr[data-container="${queued}"] .scheduling-status`);
+    // The page shows what the API says (both settle within a scheduler pass and a refresh).
     await expect
-      .poll(() => page.textContent(`#queue tr[data-container="${queued}"] .scheduling-status`))
-      .toBe(api?.scheduling_status);
+      .poll(async () => {
+        const api = await statusFromApi();
+        return api !== "" && api === (await shown());
+      }, POLL)
+      .toBe(true);
+    expect(await page.textContent("#summary-queued .value")).toBe("1");
 
     expect(await page.textContent("#events")).toBe(
       `This dispatcher does not provide an events journal (GET ${EVENTS_PATH} is not found).`,
@@ -254,7 +260,7 @@ describe("the dashboard in chromium", () => {
   it("holds the instance after confirmation; the API agrees", async () => {
     const row = page.locator(`#instances tr[data-instance="${instanceId}"]`);
     await row.locator('button[data-action="hold"]').click();
-    await expect.poll(() => page.locator("#confirm").isVisible()).toBe(true);
+    await expect.poll(() => page.locator("#confirm").isVisible(), POLL).toBe(true);
     expect(await page.textContent("#confirm-text")).toContain(`hold instance ${instanceId}`);
     await page.screenshot({ path: path.join(ARTIFACTS, "2-confirm-hold.png") });
     await page.click("#confirm-cancel");
@@ -262,7 +268,7 @@ describe("the dashboard in chromium", () => {
 
     await row.locator('button[data-action="hold"]').click();
     await page.click("#confirm-ok");
-    await expect.poll(() => row.locator(".idle-behavior").textContent()).toBe("hold");
+    await expect.poll(() => row.locator(".idle-behavior").textContent(), POLL).toBe("hold");
     expect((await instances(stack.cfg.url))[0]?.idle_behavior).toBe("hold");
     expect(await row.locator('button[data-action="hold"]').isDisabled()).toBe(true);
   });
@@ -277,9 +283,7 @@ describe("the dashboard in chromium", () => {
     await page.route(`**${HOLDS_PATH}*`, (r) => json(r, { items: holdsFixture() }));
     // The token survives a reload of the tab.
     await page.reload();
-    await expect
-      .poll(() => page.locator("#events tr[data-seq]").count(), { timeout: 15_000 })
-      .toBe(3);
+    await expect.poll(() => page.locator("#events tr[data-seq]").count(), POLL).toBe(3);
     expect(await page.locator("#login").isVisible()).toBe(false);
 
     const seqs = await page

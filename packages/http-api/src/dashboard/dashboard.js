@@ -156,6 +156,7 @@ function record(instances, queue, now) {
   sample.queued = queue.filter((e) => e.container.state === "Queued").length;
   state.history.push(sample);
   while (state.history.length > 0 && state.history[0].t < now - HOUR_MS) state.history.shift();
+  return sample;
 }
 
 /** The span the charts show: what the page has seen, from 5 minutes up to an hour. */
@@ -225,10 +226,15 @@ async function poll() {
     const queue = queueBody.items ?? [];
     const cost = instances.reduce((sum, i) => sum + (i.instance === "" ? 0 : i.price), 0);
     trackStates(instances, now);
-    record(instances, queue, now);
+    const sample = record(instances, queue, now);
     state.firstPoll = false;
     showBoard();
-    renderSummary($("summary"), { instances, queue, costPerHour: cost });
+    renderSummary($("summary"), {
+      instances: instances.length,
+      running: sample.running,
+      queued: sample.queued,
+      costPerHour: cost,
+    });
     renderInstances(
       $("instances"),
       instances,

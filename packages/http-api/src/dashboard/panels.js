@@ -54,9 +54,7 @@ function notProvided(what, path) {
   );
 }
 
-export function renderSummary(box, { instances, queue, costPerHour }) {
-  const running = instances.reduce((n, i) => n + (i.running_container_uuids?.length ?? 0), 0);
-  const queued = queue.filter((e) => e.container.state === "Queued").length;
+export function renderSummary(box, { instances, running, queued, costPerHour }) {
   const card = (id, value, label) =>
     el(
       "div",
@@ -65,7 +63,7 @@ export function renderSummary(box, { instances, queue, costPerHour }) {
       el("div", { class: "label" }, label),
     );
   box.replaceChildren(
-    card("summary-instances", String(instances.length), "instances"),
+    card("summary-instances", String(instances), "instances"),
     card("summary-running", String(running), "containers running"),
     card("summary-queued", String(queued), "containers queued"),
     card("summary-cost", money(costPerHour), "fleet cost per hour"),
