@@ -4,10 +4,11 @@
 //
 //   /usr/bin/arvados-dispatch-cloud       the service (bin/arvados-dispatch-cloud, the launcher)
 //   /usr/bin/arvados-cloudtest            `arvados-server cloudtest` of Arvados
-//   /usr/lib/arvados-dispatch-cloud/      the bundle and the runner deployed to VMs
+//   /usr/lib/arvados-dispatch-cloud/      the bundle, the runner deployed to VMs, the dashboard
 //   /lib/systemd/system/arvados-dispatch-cloud.service
 //   /usr/share/doc/arvados-dispatch-cloud/ copyright (with every bundled package's licence),
-//                                          changelog, operations guide, example configs
+//                                          changelog, operations guide, example configs and
+//                                          the Grafana dashboard
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
@@ -181,6 +182,10 @@ export async function buildDeb(options = {}) {
     for (const f of readdirSync(path.join(root, "examples")).filter((n) => n.endsWith(".yml"))) {
       put(`${DOC}/examples/${f}`, readFileSync(path.join(root, "examples", f)));
     }
+    put(
+      `${DOC}/examples/grafana-dispatch-cloud.json`,
+      readFileSync(path.join(root, "examples/grafana/dispatch-cloud.json")),
+    );
     put(
       `usr/share/lintian/overrides/${NAME}`,
       readFileSync(path.join(here, "debian/lintian-overrides")),

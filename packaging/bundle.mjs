@@ -8,7 +8,7 @@
 //   by commands that say to run them from a checkout;
 // - ssh2's optional native helpers (cpu-features, sshcrypto.node): never built here
 //   (allowBuilds), and ssh2 falls back to pure JavaScript when they are missing.
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -81,6 +81,10 @@ export async function bundle(outdir) {
     path.join(root, "apps/crunch-run/dist/crunch-run.cjs"),
     path.join(outdir, "crunch-run.cjs"),
   );
+  // The dashboard's static files, which package-main.ts points the management API at.
+  cpSync(path.join(root, "packages/http-api/src/dashboard"), path.join(outdir, "dashboard"), {
+    recursive: true,
+  });
   return result.metafile;
 }
 

@@ -5,7 +5,7 @@
 //
 // COMMAND defaults to the installed package's /usr/bin/arvados-dispatch-cloud; give
 // bin/arvados-dispatch-cloud to measure a checkout. Each run also checks that the service
-// answers its health check and stops cleanly (exit 0). Prints the medians of the wall time and of
+// answers its health check, serves its dashboard, and stops cleanly (exit 0). Prints the medians of the wall time and of
 // the CPU time the process had used by then (from /proc; steadier on a busy machine).
 import { generateKeyPairSync } from "node:crypto";
 import { spawn } from "node:child_process";
@@ -79,6 +79,11 @@ async function once() {
     headers: { Authorization: `Bearer ${MANAGEMENT_TOKEN}` },
   });
   if (ping.status !== 200) throw new Error(`/_health/ping: ${ping.status} ${await ping.text()}`);
+  // The dashboard too: its files are found where this installation keeps them.
+  const page = await fetch(`http://127.0.0.1:${port}/dashboard/`);
+  if (page.status !== 200 || !(await page.text()).includes("dashboard.js")) {
+    throw new Error(`/dashboard/: ${page.status}`);
+  }
   child.kill("SIGTERM");
   if ((await exited) !== 0) throw new Error(`${program} did not stop cleanly`);
   return { ms, cpu };

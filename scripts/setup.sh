@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a checkout on a fresh Debian machine with Node 20 and npm: the pinned pnpm, the
 # workspace's dependencies, and a build. With --test-peers, also the programs the integration
-# tests talk to (OpenSSH's sshd, the moto EC2 server). Safe to run again; it skips what is done.
+# tests talk to (OpenSSH's sshd, the moto EC2 server, chromium). Safe to run again; it skips
+# what is done.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$repo"
@@ -12,9 +13,10 @@ if [ "${1:-}" = "--test-peers" ]; then
   # openssh-server and postgresql: the tests start their own servers (a private sshd, a
   # throwaway PostgreSQL cluster), so the packages' own services are not needed. lintian,
   # systemd (systemd-analyze, systemd-notify) and python3 (a notification-socket listener): the
-  # Debian package's tests.
+  # Debian package's tests. chromium: the dashboard's browser test (driven by playwright-core,
+  # which downloads no browser of its own).
   missing=()
-  for p in openssh-server postgresql lintian systemd python3; do
+  for p in openssh-server postgresql lintian systemd python3 chromium; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -109,10 +109,13 @@ ${out}`);
       `/usr/lib/${NAME}/${NAME}.mjs`,
       `/usr/lib/${NAME}/arvados-cloudtest.mjs`,
       `/usr/lib/${NAME}/crunch-run.cjs`,
+      `/usr/lib/${NAME}/dashboard/index.html`,
+      `/usr/lib/${NAME}/dashboard/dashboard.js`,
       `/lib/systemd/system/${NAME}.service`,
       `/usr/share/doc/${NAME}/copyright`,
       `/usr/share/doc/${NAME}/changelog.gz`,
       `/usr/share/doc/${NAME}/examples/ec2.yml`,
+      `/usr/share/doc/${NAME}/examples/grafana-dispatch-cloud.json`,
     ]) {
       expect(files).toContain(want);
     }
@@ -211,7 +214,8 @@ ${out}`);
     expect(verify.code).toBe(0);
 
     // The service from the package, on the stub cloud: listens, answers its health check
-    // (which needs the packaged runner), stops cleanly; the start-up measurement does that.
+    // (which needs the packaged runner), serves its dashboard (which needs the packaged files),
+    // stops cleanly; the start-up measurement does that.
     const started = run(process.execPath, [path.join(root, "packaging/measure-startup.mjs"), "1"]);
     expect(started).toMatchObject({ code: 0, stderr: "" });
     expect(started.stdout).toMatch(new RegExp(`^/usr/bin/${NAME}: listening after \\d+ ms`));

@@ -12,6 +12,8 @@ export interface CliIo {
    * it (the Debian package); absent: the checkout's apps/crunch-run build.
    */
   readonly runnerBinaryPath?: string;
+  /** Where this installation keeps the dashboard's files; absent: beside the http-api build. */
+  readonly dashboardDir?: string;
 }
 
 /** Where a command reports its exit status; commands never call process.exit themselves. */

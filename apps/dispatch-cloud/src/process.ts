@@ -9,7 +9,7 @@ import type { CliIo } from "./io.js";
  */
 export async function runProcess(
   command: (io: CliIo) => Promise<number>,
-  extra: Pick<CliIo, "runnerBinaryPath"> = {},
+  extra: Pick<CliIo, "runnerBinaryPath" | "dashboardDir"> = {},
 ): Promise<void> {
   // The pinned EC2 SDK warns on every start that its releases after January 2027 will need
   // Node 22. We pin the release we run, so the notice tells an operator nothing.

@@ -2,6 +2,13 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { goJsonLine, type IdleBehavior, type Logger } from "@dispatch-cloud/arvados-types";
 import express, { type Express } from "express";
+import {
+  DASHBOARD_PATH,
+  dashboardHeaders,
+  defaultDashboardDir,
+  loadDashboard,
+  type DashboardFile,
+} from "./dashboard.js";
 import { instancesJson, metricFamiliesJson, queueEntJson } from "./json.js";
 import { cleanPath } from "./path.js";
 import { serviceFramework, type ServiceOptions } from "./service.js";
@@ -22,6 +29,11 @@ export interface ManagementAppOptions {
    * request IDs and /_inspect/requests, but no framework metrics and no limiter.
    */
   readonly service?: Omit<ServiceOptions, "managementToken">;
+  /**
+   * Where the dashboard's files are (default: beside this module); null serves no dashboard.
+   * The production bundle passes its own copy's directory.
+   */
+  readonly dashboardDir?: string | null;
 }
 
 type Params = (name: string) => string;
@@ -43,6 +55,7 @@ export function createManagementApp(options: ManagementAppOptions): Express {
   const tokenDigest = options.managementToken === "" ? undefined : digest(options.managementToken);
   const tokenMatches = (t: string): boolean =>
     tokenDigest !== undefined && timingSafeEqual(digest(t), tokenDigest);
+  const dashboard = dashboardFiles(options.dashboardDir, logger);
 
   const serveMetrics = async (res: ServerResponse, asJson: boolean, head: boolean) => {
     if (asJson) {
@@ -182,6 +195,10 @@ export function createManagementApp(options: ManagementAppOptions): Express {
       return text(res, 403, "Management API authentication is not configured");
     }
 
+    if ((method === "GET" || method === "HEAD") && isDashboardPath(path)) {
+      return serveDashboard(res, dashboard, path, method === "HEAD");
+    }
+
     const query = new URLSearchParams(rawQuery);
     let form = new URLSearchParams();
     if (method === "POST" && isForm(req)) {
@@ -270,6 +287,49 @@ export function createManagementApp(options: ManagementAppOptions): Express {
       });
   });
   return app;
+}
+
+function dashboardFiles(
+  dir: string | null | undefined,
+  logger: Logger,
+): ReadonlyMap<string, DashboardFile> {
+  if (dir === null) return new Map();
+  const from = dir ?? defaultDashboardDir();
+  try {
+    return loadDashboard(from);
+  } catch (err) {
+    logger.warn(
+      { error: err instanceof Error ? err.message : String(err) },
+      "dashboard files missing: /dashboard/ is not served",
+    );
+    return new Map();
+  }
+}
+
+function isDashboardPath(path: string): boolean {
+  return path === DASHBOARD_PATH.slice(0, -1) || path.startsWith(DASHBOARD_PATH);
+}
+
+/**
+ * The page's static files, before any token check: they carry no data (the page asks for the
+ * token and sends it with each API call). Only the listed files; anything else is a 404.
+ */
+function serveDashboard(
+  res: ServerResponse,
+  files: ReadonlyMap<string, DashboardFile>,
+  path: string,
+  head: boolean,
+): void {
+  if (files.size === 0) return text(res, 404, "404 page not found");
+  // The page's relative links need the trailing slash.
+  if (!path.startsWith(DASHBOARD_PATH)) return redirect(res, 301, DASHBOARD_PATH, !head);
+  const name = path.slice(DASHBOARD_PATH.length) || "index.html";
+  const file = files.get(name);
+  if (!file) return text(res, 404, "404 page not found");
+  for (const [k, v] of Object.entries(dashboardHeaders(file.type))) res.setHeader(k, v);
+  res.setHeader("Content-Length", file.body.length);
+  res.statusCode = 200;
+  res.end(head ? undefined : file.body);
 }
 
 function digest(s: string): Buffer {

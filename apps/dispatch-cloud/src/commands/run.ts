@@ -110,6 +110,7 @@ async function serve(io: CliIo, path: string): Promise<number> {
       logger,
       ...(serviceInternalUrl === undefined ? {} : { serviceInternalUrl }),
       ...(io.runnerBinaryPath === undefined ? {} : { runnerBinaryPath: io.runnerBinaryPath }),
+      ...(io.dashboardDir === undefined ? {} : { dashboardDir: io.dashboardDir }),
       ...(await configFingerprint(path)),
       ...(io.stopSignal === undefined ? {} : { signal: io.stopSignal }),
       lock: { onWaiting: (reason) => void tellSystemd(`standby: ${reason}`) },

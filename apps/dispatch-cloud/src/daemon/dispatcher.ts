@@ -104,6 +104,8 @@ export interface DispatcherOptions {
   readonly clock?: Clock;
   /** Where the bundled runner is (default: the apps/crunch-run build beside this app). */
   readonly runnerBinaryPath?: string;
+  /** Where the dashboard's files are (default: beside the http-api build). */
+  readonly dashboardDir?: string;
   /** The drivers by name (default: ec2, azure, gce, loopback, stub). Tests inject a shared stub cloud. */
   readonly drivers?: DriverRegistry;
   /** Metrics registry (default: a fresh one). */
@@ -226,6 +228,7 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
       ),
       registry,
       logger,
+      ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
     });
     started.add("management API", () => server.close());
     logger.info(

@@ -336,6 +336,7 @@ export interface ManagementApiOptions {
   readonly ports: ManagementPorts;
   readonly registry: Registry;
   readonly logger: Logger;
+  readonly dashboardDir?: string;
 }
 
 /** Steps 4h and 6: the management API, listening. */
@@ -347,6 +348,7 @@ export async function serveManagementApi(
     ports: o.ports,
     registry: metricsSource(o.registry),
     logger: o.logger.child({ Component: "management-api" }),
+    ...(o.dashboardDir === undefined ? {} : { dashboardDir: o.dashboardDir }),
     service: {
       registry: o.registry,
       limits: {

@@ -72,6 +72,7 @@ function banner(setup: DemoSetup): string {
   data directory:  ${setup.files.dataDir} (${rel(setup.files.database)}, dispatcher log ${rel(setup.files.log)})
   container API:   ${setup.apiUrl.href}
   management API:  ${setup.managementUrl.href}
+  dashboard:       ${new URL("dashboard/", setup.managementUrl).href} (the config's ManagementToken opens it)
 `;
 }
 
